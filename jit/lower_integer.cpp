@@ -1,0 +1,484 @@
+// Owns the AVX2 lowering of the integer element-wise IR ops: native VEX
+// instructions where AVX2 has the same operation, and named fallbacks for the
+// AVX-512-only forms (64-bit multiply/min/max/abs/sar, 16-bit variable shifts,
+// rotates, ternlog) and for compares and tests into mask values.
+#include <bit>
+#include <cstdint>
+#include <functional>
+
+#include "emit_context.h"
+
+namespace avx512emu::jit {
+namespace {
+
+using asmjit::Imm;
+using asmjit::InstId;
+using ir::Inst;
+using ir::Op;
+namespace xi = asmjit::x86::Inst;  // instruction ids: xi::kIdVpaddd, ...
+
+uint64_t width_mask(int bits) { return bits >= 64 ? ~0ull : (1ull << bits) - 1; }
+x86::Vec vreg(int n, int width) { return EmitContext::vreg(n, width); }
+//! Row of an element width in the {1, 2, 4, 8}-byte tables below.
+int width_index(const Inst& i) { return std::countr_zero(unsigned(ir::elem_bytes(i.elem))); }
+
+// ---- Shift classification ----------------------------------------------------------
+
+enum class ShiftDir { kLeft, kRightLogical, kRightArith };
+//! Where a shift or rotate takes its count from.
+enum class CountKind { kNone, kImm, kVec, kVar };
+
+CountKind count_kind(Op op) {
+  switch (op) {
+    case Op::kShlImm: case Op::kShrImm: case Op::kSarImm: case Op::kRolImm: case Op::kRorImm:
+    case Op::kByteShlImm: case Op::kByteShrImm:
+      return CountKind::kImm;
+    case Op::kShlVec: case Op::kShrVec: case Op::kSarVec: return CountKind::kVec;
+    case Op::kShlVar: case Op::kShrVar: case Op::kSarVar: case Op::kRolVar: case Op::kRorVar:
+      return CountKind::kVar;
+    default: return CountKind::kNone;
+  }
+}
+
+ShiftDir shift_dir(Op op) {
+  switch (op) {
+    case Op::kShlImm: case Op::kShlVec: case Op::kShlVar: return ShiftDir::kLeft;
+    case Op::kShrImm: case Op::kShrVec: case Op::kShrVar: return ShiftDir::kRightLogical;
+    default: return ShiftDir::kRightArith;
+  }
+}
+
+//! The VEX shift for direction × count kind × element width, or 0. The imm
+//! and xmm-count forms share an id (vpsllw ymm, ymm, imm8 / xmm); both give
+//! 0 (logical) or the sign fill (arithmetic) for counts >= the width, as
+//! AVX-512 does. AVX2 has no vpsraq and no 16-bit variable shifts.
+InstId shift_id(ShiftDir dir, CountKind kind, int width_idx) {
+  static const InstId kUniform[3][4] = {
+      {0, xi::kIdVpsllw, xi::kIdVpslld, xi::kIdVpsllq},
+      {0, xi::kIdVpsrlw, xi::kIdVpsrld, xi::kIdVpsrlq},
+      {0, xi::kIdVpsraw, xi::kIdVpsrad, 0}};
+  static const InstId kVariable[3][4] = {{0, 0, xi::kIdVpsllvd, xi::kIdVpsllvq},
+                                         {0, 0, xi::kIdVpsrlvd, xi::kIdVpsrlvq},
+                                         {0, 0, xi::kIdVpsravd, 0}};
+  return kind == CountKind::kVar ? kVariable[int(dir)][width_idx] : kUniform[int(dir)][width_idx];
+}
+
+//! Emits dst = src shifted with `id` by the instruction's count: the imm8,
+//! the xmm count register `count` or per-element counts in `count`.
+void emit_shift(EmitContext& c, InstId id, CountKind kind, const x86::Vec& dst, const x86::Vec& src,
+                const x86::Vec& count, int64_t imm) {
+  if (kind == CountKind::kImm) c.a.emit(id, dst, src, Imm(imm & 0xff));
+  else if (kind == CountKind::kVec) c.a.emit(id, dst, src, count.xmm());
+  else c.a.emit(id, dst, src, count);
+}
+
+// ---- Native instruction table ------------------------------------------------------
+
+//! The VEX instruction that does what `i` does to each 256-bit chunk, or 0
+//! when AVX2 has none (then a fallback below applies).
+InstId native_id(const Inst& i) {
+  static const InstId kAdd[4] = {xi::kIdVpaddb, xi::kIdVpaddw, xi::kIdVpaddd, xi::kIdVpaddq};
+  static const InstId kSub[4] = {xi::kIdVpsubb, xi::kIdVpsubw, xi::kIdVpsubd, xi::kIdVpsubq};
+  static const InstId kAddSatS[4] = {xi::kIdVpaddsb, xi::kIdVpaddsw, 0, 0};
+  static const InstId kAddSatU[4] = {xi::kIdVpaddusb, xi::kIdVpaddusw, 0, 0};
+  static const InstId kSubSatS[4] = {xi::kIdVpsubsb, xi::kIdVpsubsw, 0, 0};
+  static const InstId kSubSatU[4] = {xi::kIdVpsubusb, xi::kIdVpsubusw, 0, 0};
+  static const InstId kMulLo[4] = {0, xi::kIdVpmullw, xi::kIdVpmulld, 0};
+  static const InstId kAvgU[4] = {xi::kIdVpavgb, xi::kIdVpavgw, 0, 0};
+  static const InstId kMinS[4] = {xi::kIdVpminsb, xi::kIdVpminsw, xi::kIdVpminsd, 0};
+  static const InstId kMinU[4] = {xi::kIdVpminub, xi::kIdVpminuw, xi::kIdVpminud, 0};
+  static const InstId kMaxS[4] = {xi::kIdVpmaxsb, xi::kIdVpmaxsw, xi::kIdVpmaxsd, 0};
+  static const InstId kMaxU[4] = {xi::kIdVpmaxub, xi::kIdVpmaxuw, xi::kIdVpmaxud, 0};
+  static const InstId kAbs[4] = {xi::kIdVpabsb, xi::kIdVpabsw, xi::kIdVpabsd, 0};
+  const int e = width_index(i);
+  switch (i.op) {
+    case Op::kAdd: return kAdd[e];
+    case Op::kSub: return kSub[e];
+    case Op::kAddSatS: return kAddSatS[e];
+    case Op::kAddSatU: return kAddSatU[e];
+    case Op::kSubSatS: return kSubSatS[e];
+    case Op::kSubSatU: return kSubSatU[e];
+    case Op::kMulLo: return kMulLo[e];
+    // These read fixed source widths whatever the element type says.
+    case Op::kMulUDQ: return xi::kIdVpmuludq;
+    case Op::kMulDQ: return xi::kIdVpmuldq;
+    case Op::kMAddWD: return xi::kIdVpmaddwd;
+    case Op::kMAddUBSW: return xi::kIdVpmaddubsw;
+    case Op::kAvgU: return kAvgU[e];
+    case Op::kMinS: return kMinS[e];
+    case Op::kMinU: return kMinU[e];
+    case Op::kMaxS: return kMaxS[e];
+    case Op::kMaxU: return kMaxU[e];
+    case Op::kAbs: return kAbs[e];
+    // Bitwise: any element type, including f32/f64 (vandps and friends).
+    case Op::kAnd: return xi::kIdVpand;
+    case Op::kAndN: return xi::kIdVpandn;
+    case Op::kOr: return xi::kIdVpor;
+    case Op::kXor: return xi::kIdVpxor;
+    // Per 128-bit lane, and imm > 15 clears the lane, as in AVX-512.
+    case Op::kByteShlImm: return xi::kIdVpslldq;
+    case Op::kByteShrImm: return xi::kIdVpsrldq;
+    case Op::kShlImm: case Op::kShrImm: case Op::kSarImm:
+    case Op::kShlVec: case Op::kShrVec: case Op::kSarVec:
+    case Op::kShlVar: case Op::kShrVar: case Op::kSarVar:
+      return shift_id(shift_dir(i.op), count_kind(i.op), e);
+    default: return 0;
+  }
+}
+
+//! One native instruction per chunk. Binary ops take src1 straight from its
+//! slot; vector-count shifts take the xmm count; imm forms take the imm8.
+void lower_native(EmitContext& c, const Inst& i, InstId id) {
+  const CountKind kind = count_kind(i.op);
+  c.for_each_chunk(i.bits, [&](int off, int width) {
+    const x86::Vec v = vreg(0, width);
+    c.a.vmovdqu(v, c.value(i.src[0], off));
+    if (i.op == Op::kAbs) {
+      c.a.emit(id, v, v);
+    } else if (kind == CountKind::kImm) {
+      c.a.emit(id, v, v, Imm(i.imm & 0xff));
+    } else if (kind == CountKind::kVec) {
+      c.a.vmovdqu(x86::xmm1, c.value(i.src[1]));  // count: low 64 bits of src1
+      c.a.emit(id, v, v, x86::xmm1);
+    } else {
+      c.a.emit(id, v, v, c.value(i.src[1], off));
+    }
+    c.a.vmovdqu(c.value(i.dst, off), v);
+  });
+}
+
+// ---- Fallback driver -----------------------------------------------------------------
+
+//! Registers of one chunk for a fallback: sources loaded into a (ymm1),
+//! b (ymm2; for vector-count shifts the xmm2 count) and c (ymm3); the body
+//! leaves the result in out (ymm0) and may use ymm4–ymm15.
+struct Chunk {
+  int width;
+  x86::Vec out, a, b, c;
+  x86::Vec tmp(int n) const { return vreg(4 + n, width); }
+};
+
+void lower_chunks(EmitContext& c, const Inst& i, const std::function<void(const Chunk&)>& body) {
+  const bool vector_count = count_kind(i.op) == CountKind::kVec;
+  c.for_each_chunk(i.bits, [&](int off, int width) {
+    const Chunk k{width, vreg(0, width), vreg(1, width), vreg(2, width), vreg(3, width)};
+    c.a.vmovdqu(k.a, c.value(i.src[0], off));
+    if (i.nsrc > 1) {
+      if (vector_count) c.a.vmovdqu(k.b.xmm(), c.value(i.src[1]));
+      else c.a.vmovdqu(k.b, c.value(i.src[1], off));
+    }
+    if (i.nsrc > 2) c.a.vmovdqu(k.c, c.value(i.src[2], off));
+    body(k);
+    c.a.vmovdqu(c.value(i.dst, off), k.out);
+  });
+}
+
+// ---- 64-bit arithmetic fallbacks -----------------------------------------------------
+
+//! mullo_i64: AVX2 has no vpmullq. With 32-bit halves, the low 64 bits of
+//! a*b are lo(a)*lo(b) + ((hi(a)*lo(b) + lo(a)*hi(b)) << 32), three vpmuludq.
+void lower_mullo_i64(EmitContext& c, const Inst& i) {
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec t0 = k.tmp(0), t1 = k.tmp(1);
+    c.a.vpsrlq(t0, k.a, 32);
+    c.a.vpmuludq(t0, t0, k.b);  // hi(a) * lo(b)
+    c.a.vpsrlq(t1, k.b, 32);
+    c.a.vpmuludq(t1, t1, k.a);  // lo(a) * hi(b)
+    c.a.vpaddq(t0, t0, t1);
+    c.a.vpsllq(t0, t0, 32);
+    c.a.vpmuludq(k.out, k.a, k.b);  // lo(a) * lo(b), all 64 bits
+    c.a.vpaddq(k.out, k.out, t0);
+  });
+}
+
+//! minmax_i64: AVX2 has no vpmin/vpmax for qwords. vpcmpgtq gives a > b
+//! (unsigned: after flipping both sign bits), vblendvpd picks by it.
+void lower_minmax_i64(EmitContext& c, const Inst& i, bool is_signed, bool is_max) {
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec gt = k.tmp(0);
+    if (is_signed) {
+      c.a.vpcmpgtq(gt, k.a, k.b);
+    } else {
+      const x86::Vec bias = k.tmp(1), bb = k.tmp(2);
+      c.a.vmovdqu(bias, c.splat_constant(0x8000000000000000ull, 8));
+      c.a.vpxor(bb, k.b, bias);
+      c.a.vpxor(bias, k.a, bias);
+      c.a.vpcmpgtq(gt, bias, bb);
+    }
+    // vblendvpd takes its second source where the mask's sign bit is set.
+    if (is_max) c.a.vblendvpd(k.out, k.b, k.a, gt);
+    else c.a.vblendvpd(k.out, k.a, k.b, gt);
+  });
+}
+
+//! abs_i64: AVX2 has no vpabsq. Negate (0 - a) and take it where a's sign
+//! bit is set, with a as its own vblendvpd mask.
+void lower_abs_i64(EmitContext& c, const Inst& i) {
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec neg = k.tmp(0);
+    c.a.vpxor(neg, neg, neg);
+    c.a.vpsubq(neg, neg, k.a);
+    c.a.vblendvpd(k.out, k.a, neg, k.a);
+  });
+}
+
+// ---- Shift and rotate fallbacks --------------------------------------------------------
+
+//! sar_i64: AVX2 has no vpsraq/vpsravq. With s = (a < 0 ? ~0 : 0),
+//! sar(a, n) = srl(a ^ s, n) ^ s: the logical shift brings in zeros, which the
+//! outer xor turns into copies of the sign. Counts >= 64 make srl give 0, so
+//! the result is s: the sign fill, as required. Serves imm, xmm and
+//! per-element counts.
+void lower_sar_i64(EmitContext& c, const Inst& i) {
+  const CountKind kind = count_kind(i.op);
+  const InstId srl = shift_id(ShiftDir::kRightLogical, kind, 3);
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec s = k.tmp(0), t = k.tmp(1);
+    c.a.vpxor(s, s, s);
+    c.a.vpcmpgtq(s, s, k.a);  // 0 > a
+    c.a.vpxor(t, k.a, s);
+    emit_shift(c, srl, kind, t, t, k.b, i.imm);
+    c.a.vpxor(k.out, t, s);
+  });
+}
+
+//! var_shift_i16: AVX2 has no vpsllvw/vpsrlvw/vpsravw. Each dword holds two
+//! words; shift each with the dword variable shift while it sits in the
+//! dword's upper half, so the bits that leave the word leave the dword (left)
+//! or land in the discarded lower half (right), and the sign bit is the
+//! dword's (arithmetic). Counts >= 16 then give 0 / the sign fill.
+//! Odd words: (a & 0xffff0000) shifted by (count >> 16), masked to the upper
+//! half. Even words: (a << 16) shifted by (count & 0xffff), moved down by 16.
+void lower_var_shift_i16(EmitContext& c, const Inst& i) {
+  const InstId id = shift_id(shift_dir(i.op), CountKind::kVar, 2);
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec hi_mask = k.tmp(0), odd = k.tmp(1), n = k.tmp(2), even = k.tmp(3);
+    c.a.vmovdqu(hi_mask, c.splat_constant(0xffff0000u, 4));
+    c.a.vpand(odd, k.a, hi_mask);
+    c.a.vpsrld(n, k.b, 16);
+    c.a.emit(id, odd, odd, n);
+    c.a.vpand(odd, odd, hi_mask);
+    c.a.vpslld(even, k.a, 16);
+    c.a.vpandn(n, hi_mask, k.b);  // count & 0xffff
+    c.a.emit(id, even, even, n);
+    c.a.vpsrld(even, even, 16);
+    c.a.vpor(k.out, odd, even);
+  });
+}
+
+//! rotate: AVX2 has no vprold/vprolq. rol(a, n) = (a << n) | (a >> (w - n))
+//! with n = count mod w (ror swaps the shifts). A count of 0 mod w makes the
+//! right shift w, which gives 0, so no special case is needed for variable
+//! counts; the imm form just copies.
+void lower_rotate(EmitContext& c, const Inst& i) {
+  const int e = width_index(i);
+  const int bits = ir::elem_bytes(i.elem) * 8;
+  const bool left = i.op == Op::kRolImm || i.op == Op::kRolVar;
+  const CountKind kind = count_kind(i.op);
+  const InstId shl = shift_id(ShiftDir::kLeft, kind, e);
+  const InstId shr = shift_id(ShiftDir::kRightLogical, kind, e);
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec hi = k.tmp(0), lo = k.tmp(1);
+    if (kind == CountKind::kImm) {
+      const int n = int((i.imm & 0xff) % bits);
+      const int up = left ? n : (bits - n) % bits;  // left-shift amount
+      if (up == 0) {
+        c.a.vmovdqa(k.out, k.a);
+        return;
+      }
+      c.a.emit(shl, hi, k.a, Imm(up));
+      c.a.emit(shr, lo, k.a, Imm(bits - up));
+    } else {
+      const x86::Vec n = k.tmp(2), rest = k.tmp(3);
+      c.a.vpand(n, k.b, c.splat_constant(uint64_t(bits - 1), bits / 8));
+      c.a.vmovdqu(rest, c.splat_constant(uint64_t(bits), bits / 8));
+      c.a.emit(e == 3 ? xi::kIdVpsubq : xi::kIdVpsubd, rest, rest, n);  // w - n
+      c.a.emit(shl, hi, k.a, left ? n : rest);
+      c.a.emit(shr, lo, k.a, left ? rest : n);
+    }
+    c.a.vpor(k.out, hi, lo);
+  });
+}
+
+// ---- Ternary logic ---------------------------------------------------------------------
+
+//! Computes the boolean function of (b, c) whose truth table is `table`
+//! (bit (b<<1)|c) into `dst` and returns the register holding it (b or c
+//! themselves for the tables 0xC and 0xA). Tables with bit 0 set are the
+//! complement of one with bit 0 clear: that one, then xor with `ones`
+//! (all-ones, set up by the caller).
+x86::Vec emit_bool2(EmitContext& c, int table, const x86::Vec& dst, const x86::Vec& b,
+                    const x86::Vec& cc, const x86::Vec& ones) {
+  const int base = (table & 1) ? (~table & 15) : table;
+  x86::Vec r = dst;
+  switch (base) {
+    case 0x0: c.a.vpxor(dst, dst, dst); break;
+    case 0x2: c.a.vpandn(dst, b, cc); break;  // ~b & c
+    case 0x4: c.a.vpandn(dst, cc, b); break;  // b & ~c
+    case 0x6: c.a.vpxor(dst, b, cc); break;
+    case 0x8: c.a.vpand(dst, b, cc); break;
+    case 0xA: r = cc; break;
+    case 0xC: r = b; break;
+    default: c.a.vpor(dst, b, cc); break;  // 0xE
+  }
+  if (table & 1) {
+    c.a.vpxor(dst, r, ones);
+    r = dst;
+  }
+  return r;
+}
+
+//! ternlog: AVX2 has no vpternlog. Shannon expansion on a: with f0 and f1
+//! the 2-input functions of (b, c) for a = 0 (imm bits 0-3) and a = 1 (imm
+//! bits 4-7), the result is a ? f1 : f0 = f0 ^ (a & (f0 ^ f1)). Every
+//! 2-input function is at most two instructions (plus one shared all-ones),
+//! so any imm takes at most seven (0x96 = a^b^c takes two, 0xCA = a?b:c three).
+void lower_ternlog(EmitContext& c, const Inst& i) {
+  const int imm = int(i.imm & 0xff);
+  const int f0 = imm & 15, g = f0 ^ (imm >> 4);
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec ones = k.tmp(0), tg = k.tmp(1), tf = k.tmp(2);
+    const bool uses_g = g != 0 && g != 15;
+    if ((f0 & 1) || (uses_g && (g & 1))) c.a.vpcmpeqd(ones, ones, ones);
+    if (g == 0) {  // a does not matter
+      const x86::Vec r = emit_bool2(c, f0, k.out, k.b, k.c, ones);
+      if (r != k.out) c.a.vmovdqa(k.out, r);
+      return;
+    }
+    x86::Vec sel = k.a;  // a & g
+    if (uses_g) {
+      const x86::Vec r = emit_bool2(c, g, tg, k.b, k.c, ones);
+      c.a.vpand(tg, r, k.a);
+      sel = tg;
+    }
+    if (f0 == 0) {
+      c.a.vmovdqa(k.out, sel);
+      return;
+    }
+    c.a.vpxor(k.out, emit_bool2(c, f0, tf, k.b, k.c, ones), sel);
+  });
+}
+
+// ---- Compares and tests into masks -------------------------------------------------------
+
+//! Compares and tests build one mask bit per element: a vector compare per
+//! chunk giving all-ones lanes, then vpmovmskb / vmovmskps / vmovmskpd (words:
+//! vpmovmskb and pext of every second bit), shifted into place in r8.
+//! Predicates that AVX2 lacks are the complement of one it has (LE = !GT,
+//! NE = !EQ, ...): the complement is taken on the finished mask, xor with the
+//! element-count mask, so bits above the element count stay 0. Unsigned
+//! compares flip both sign bits first; tests compare a & b with zero.
+void lower_to_mask(EmitContext& c, const Inst& i) {
+  static const InstId kCmpEq[4] = {xi::kIdVpcmpeqb, xi::kIdVpcmpeqw, xi::kIdVpcmpeqd,
+                                   xi::kIdVpcmpeqq};
+  static const InstId kCmpGt[4] = {xi::kIdVpcmpgtb, xi::kIdVpcmpgtw, xi::kIdVpcmpgtd,
+                                   xi::kIdVpcmpgtq};
+  const int e = width_index(i);
+  const int eb = ir::elem_bytes(i.elem);
+  const int count = i.bits / 8 / eb;
+  enum class Base { kFalse, kEq, kGt, kGtSwapped, kTestZero } base;
+  bool invert = false;
+  if (i.op == Op::kTestM || i.op == Op::kTestNM) {
+    base = Base::kTestZero;  // (a & b) == 0
+    invert = i.op == Op::kTestM;
+  } else {
+    static const Base kPredicate[8] = {Base::kEq,  Base::kGtSwapped, Base::kGt, Base::kFalse,
+                                       Base::kEq,  Base::kGtSwapped, Base::kGt, Base::kFalse};
+    // 0 EQ, 1 LT = b > a, 2 LE = !(a > b), 3 FALSE, 4 NE, 5 NLT = !(b > a), 6 NLE, 7 TRUE
+    static const bool kInvert[8] = {false, false, true, false, true, true, false, true};
+    base = kPredicate[i.imm & 7];
+    invert = kInvert[i.imm & 7];
+  }
+  x86::Mem dst = c.value(i.dst);
+  if (base == Base::kFalse) {
+    c.a.mov(x86::rax, invert ? width_mask(count) : 0);
+    c.a.mov(dst, x86::rax);
+    return;
+  }
+  const bool is_unsigned = i.op == Op::kCmpU && base != Base::kEq;
+  c.a.xor_(x86::r8d, x86::r8d);
+  c.for_each_chunk(i.bits, [&](int off, int width) {
+    const x86::Vec v = vreg(0, width), a = vreg(1, width), b = vreg(2, width);
+    c.a.vmovdqu(a, c.value(i.src[0], off));
+    c.a.vmovdqu(b, c.value(i.src[1], off));
+    switch (base) {
+      case Base::kEq: c.a.emit(kCmpEq[e], v, a, b); break;
+      case Base::kTestZero:
+        c.a.vpand(v, a, b);
+        c.a.vpxor(a, a, a);
+        c.a.emit(kCmpEq[e], v, v, a);
+        break;
+      default: {
+        if (is_unsigned) {
+          const x86::Vec bias = vreg(3, width);
+          c.a.vmovdqu(bias, c.splat_constant(1ull << (eb * 8 - 1), eb));
+          c.a.vpxor(a, a, bias);
+          c.a.vpxor(b, b, bias);
+        }
+        if (base == Base::kGt) c.a.emit(kCmpGt[e], v, a, b);
+        else c.a.emit(kCmpGt[e], v, b, a);
+        break;
+      }
+    }
+    switch (eb) {
+      case 1: c.a.vpmovmskb(x86::eax, v); break;
+      case 2:
+        c.a.vpmovmskb(x86::eax, v);
+        c.a.mov(x86::edx, 0xAAAAAAAAu);
+        c.a.pext(x86::eax, x86::eax, x86::edx);
+        break;
+      case 4: c.a.vmovmskps(x86::eax, v); break;
+      default: c.a.vmovmskpd(x86::eax, v); break;
+    }
+    if (off) c.a.shl(x86::rax, off / eb);
+    c.a.or_(x86::r8, x86::rax);
+  });
+  if (invert) {
+    c.a.mov(x86::rdx, width_mask(count));
+    c.a.xor_(x86::r8, x86::rdx);
+  }
+  c.a.mov(dst, x86::r8);
+}
+
+//! The ops without a native instruction for this element width.
+bool lower_fallback(EmitContext& c, const Inst& i) {
+  const int eb = ir::elem_bytes(i.elem);
+  if (eb == 8) {
+    switch (i.op) {
+      case Op::kMulLo: lower_mullo_i64(c, i); return true;
+      case Op::kMinS: lower_minmax_i64(c, i, /*is_signed=*/true, /*is_max=*/false); return true;
+      case Op::kMaxS: lower_minmax_i64(c, i, /*is_signed=*/true, /*is_max=*/true); return true;
+      case Op::kMinU: lower_minmax_i64(c, i, /*is_signed=*/false, /*is_max=*/false); return true;
+      case Op::kMaxU: lower_minmax_i64(c, i, /*is_signed=*/false, /*is_max=*/true); return true;
+      case Op::kAbs: lower_abs_i64(c, i); return true;
+      case Op::kSarImm: case Op::kSarVec: case Op::kSarVar: lower_sar_i64(c, i); return true;
+      default: return false;
+    }
+  }
+  if (eb == 2 && count_kind(i.op) == CountKind::kVar) {  // vpsllvw, vpsrlvw, vpsravw
+    lower_var_shift_i16(c, i);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool lower_integer(EmitContext& c, const Inst& i) {
+  switch (i.op) {
+    case Op::kTernlog: lower_ternlog(c, i); return true;
+    case Op::kCmpS: case Op::kCmpU: case Op::kTestM: case Op::kTestNM: lower_to_mask(c, i); return true;
+    case Op::kRolImm: case Op::kRorImm: case Op::kRolVar: case Op::kRorVar:
+      if (ir::elem_bytes(i.elem) < 4) return false;
+      lower_rotate(c, i);
+      return true;
+    default: break;
+  }
+  if (const InstId id = native_id(i)) {
+    lower_native(c, i, id);
+    return true;
+  }
+  return lower_fallback(c, i);
+}
+
+}  // namespace avx512emu::jit
