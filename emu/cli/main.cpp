@@ -1,0 +1,269 @@
+// Owns the avx512emu command-line tool: argument parsing and the
+// subcommands' output. All work is done by the library.
+#include <cctype>
+#include <cstdio>
+#include <algorithm>
+#include <cstring>
+#include <unistd.h>
+#include <string>
+#include <vector>
+
+#include "avx512emu.h"
+#include "cache_builder.h"
+#include "coverage.h"
+#include "scan.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: avx512emu COMMAND [ARGS...]\n"
+    "\n"
+    "Runs AVX-512 code on AVX2-only x86-64 CPUs by translating each AVX-512\n"
+    "instruction into AVX2 code.\n"
+    "\n"
+    "commands:\n"
+    "  translate HEX...    decode, IR, AVX2 assembly and code size of instructions\n"
+    "  coverage [--json]   translated and verified mnemonics per AVX-512 ISA set\n"
+    "  scan [--json] PATH... AVX-512 instructions in ELF files, and what translates\n"
+    "  cache build|info|verify  offline translation-cache files\n"
+    "  verify [MNEMONIC...] check translations against this CPU, bit for bit\n"
+    "  demo                translate and run a bundled AVX-512 sample, check it\n"
+    "\n"
+    "Run 'avx512emu COMMAND --help' for a command's options.\n";
+
+//! The differential self-check as a coverage verifier; empty on hosts that
+//! cannot execute AVX-512 natively.
+avx512emu::MnemonicVerifier coverage_verifier() { return {}; }
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) return true;
+  return false;
+}
+
+//! Parses "62f1744858c2" or "62 f1 74 48 58 c2" (also with 0x / commas).
+bool parse_hex(const std::string& text, std::vector<uint8_t>& out, std::string& error) {
+  std::string digits;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == '0' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X')) {
+      ++i;
+      continue;
+    }
+    if (std::isxdigit(static_cast<unsigned char>(ch))) digits += ch;
+    else if (ch != ' ' && ch != ',' && ch != ':') {
+      error = std::string("not a hex digit: '") + ch + "'";
+      return false;
+    }
+  }
+  if (digits.empty() || digits.size() % 2) {
+    error = digits.empty() ? "no bytes given" : "odd number of hex digits";
+    return false;
+  }
+  if (digits.size() / 2 > 15) {
+    error = "more than 15 bytes (one instruction is at most 15)";
+    return false;
+  }
+  for (size_t i = 0; i < digits.size(); i += 2)
+    out.push_back(uint8_t(std::stoul(digits.substr(i, 2), nullptr, 16)));
+  return true;
+}
+
+int cmd_translate(int argc, char** argv) {
+  if (wants_help(argc, argv) || argc == 0) {
+    std::printf(
+        "usage: avx512emu translate HEX...\n\n"
+        "Prints, for each instruction given as hex bytes, the decode, the IR, the\n"
+        "generated AVX2 assembly and the code size.\n\n"
+        "example:\n  avx512emu translate 62f1744858c2      # vaddps zmm0, zmm1, zmm2\n");
+    return argc == 0 ? 2 : 0;
+  }
+  int status = 0;
+  for (int i = 0; i < argc; ++i) {
+    std::vector<uint8_t> bytes;
+    std::string error;
+    if (!parse_hex(argv[i], bytes, error)) {
+      std::fprintf(stderr, "avx512emu translate: '%s': %s\n", argv[i], error.c_str());
+      status = 2;
+      continue;
+    }
+    std::string text;
+    const bool ok = avx512emu::describe(bytes.data(), bytes.size(), text);
+    std::fputs(text.c_str(), ok ? stdout : stderr);
+    if (!ok) status = 1;
+  }
+  return status;
+}
+
+int cmd_coverage(int argc, char** argv) {
+  bool json = false;
+  for (int i = 0; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::printf(
+          "usage: avx512emu coverage [--json]\n\n"
+          "For each AVX-512 ISA set the decoder knows: its mnemonics, how many\n"
+          "translate, and how many pass the three-way differential check\n"
+          "against this CPU (run when the host has AVX-512).\n");
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--json")) json = true;
+    else {
+      std::fprintf(stderr, "avx512emu coverage: unknown option '%s' (try --help)\n", argv[i]);
+      return 2;
+    }
+  }
+  const auto report = avx512emu::build_coverage(coverage_verifier());
+  std::fputs((json ? avx512emu::coverage_json(report) : avx512emu::coverage_text(report)).c_str(),
+             stdout);
+  return 0;
+}
+
+int cmd_scan(int argc, char** argv) {
+  bool json = false;
+  std::vector<std::string> paths;
+  for (int i = 0; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::printf(
+          "usage: avx512emu scan [--json] PATH...\n\n"
+          "Reports, for each ELF file (directories are searched recursively), the\n"
+          "AVX-512 instructions per ISA set and mnemonic, how many avx512emu\n"
+          "translates, and the mnemonics it does not. Function ranges come from\n"
+          ".eh_frame and symbols, so data inside .text is not decoded as code.\n\n"
+          "example:\n  avx512emu scan --json /lib/x86_64-linux-gnu/libc.so.6\n");
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--json")) json = true;
+    else if (argv[i][0] == '-' && argv[i][1]) {
+      std::fprintf(stderr, "avx512emu scan: unknown option '%s' (try --help)\n", argv[i]);
+      return 2;
+    } else paths.push_back(argv[i]);
+  }
+  if (paths.empty()) {
+    std::fprintf(stderr, "avx512emu scan: no PATH given (try --help)\n");
+    return 2;
+  }
+  std::vector<std::string> errors;
+  const auto files = avx512emu::expand_scan_paths(paths, errors);
+  for (const auto& e : errors) std::fprintf(stderr, "avx512emu scan: %s\n", e.c_str());
+  std::vector<avx512emu::ScanResult> results;
+  int failed = int(errors.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (files.size() > 20 && isatty(2))
+      std::fprintf(stderr, "\rscanning %zu/%zu", i + 1, files.size());
+    results.push_back(avx512emu::scan_elf_file(files[i]));
+    // Non-ELF files inside a directory are expected; only named files count as failures.
+    if (!results.back().error.empty() && std::find(paths.begin(), paths.end(), files[i]) != paths.end())
+      ++failed;
+  }
+  if (files.size() > 20 && isatty(2)) std::fprintf(stderr, "\n");
+  std::fputs((json ? avx512emu::scan_json(results) : avx512emu::scan_text(results)).c_str(), stdout);
+  return failed ? 1 : 0;
+}
+
+int cmd_cache(int argc, char** argv) {
+  constexpr const char* kCacheUsage =
+      "usage: avx512emu cache build [-j N] -o FILE PATH...\n"
+      "       avx512emu cache info FILE\n"
+      "       avx512emu cache verify FILE\n\n"
+      "build   scans ELF files or directories, translates every distinct AVX-512\n"
+      "        instruction (N threads) and writes one mmap-able cache file\n"
+      "info    prints the header and what the file holds\n"
+      "verify  checks checksums, that every entry decodes to its instruction and\n"
+      "        that no translation contains AVX-512\n\n"
+      "example:\n  avx512emu cache build -j 2 -o libc.a5c /lib/x86_64-linux-gnu/libc.so.6\n";
+  if (argc == 0 || wants_help(argc, argv)) {
+    std::fputs(kCacheUsage, argc == 0 ? stderr : stdout);
+    return argc == 0 ? 2 : 0;
+  }
+  const std::string sub = argv[0];
+  if (sub == "info" || sub == "verify") {
+    if (argc != 2) {
+      std::fprintf(stderr, "avx512emu cache %s: expects one FILE\n", sub.c_str());
+      return 2;
+    }
+    std::string out, error;
+    if (sub == "info") {
+      if (!avx512emu::cache_info(argv[1], out, error)) {
+        std::fprintf(stderr, "avx512emu cache info: %s\n", error.c_str());
+        return 1;
+      }
+      std::fputs(out.c_str(), stdout);
+      return 0;
+    }
+    const bool ok = avx512emu::cache_verify(argv[1], out);
+    std::fputs(out.c_str(), ok ? stdout : stderr);
+    return ok ? 0 : 1;
+  }
+  if (sub != "build") {
+    std::fprintf(stderr, "avx512emu cache: unknown subcommand '%s'\n\n%s", sub.c_str(), kCacheUsage);
+    return 2;
+  }
+  avx512emu::CacheBuildOptions o;
+  o.progress = isatty(2);
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "-j" || a == "-o") && i + 1 >= argc) {
+      std::fprintf(stderr, "avx512emu cache build: %s needs a value\n", a.c_str());
+      return 2;
+    }
+    if (a == "-j") {
+      char* end = nullptr;
+      const long n = std::strtol(argv[++i], &end, 10);
+      if (!end || *end || n < 1 || n > 256) {
+        std::fprintf(stderr, "avx512emu cache build: -j takes a number from 1 to 256\n");
+        return 2;
+      }
+      o.jobs = int(n);
+    } else if (a == "-o") {
+      o.output = argv[++i];
+    } else if (a[0] == '-') {
+      std::fprintf(stderr, "avx512emu cache build: unknown option '%s'\n", a.c_str());
+      return 2;
+    } else {
+      o.paths.push_back(a);
+    }
+  }
+  if (o.output.empty() || o.paths.empty()) {
+    std::fprintf(stderr, "avx512emu cache build: needs -o FILE and at least one PATH\n");
+    return 2;
+  }
+  avx512emu::CacheBuildSummary sum;
+  std::string error;
+  if (!avx512emu::build_cache(o, sum, error)) {
+    std::fprintf(stderr, "avx512emu cache build: %s\n", error.c_str());
+    return 1;
+  }
+  std::printf(
+      "%s: %d files scanned (%d skipped: not ELF or unreadable), %llu AVX-512 instructions, "
+      "%llu distinct, %llu translated, %llu not translated\n"
+      "translation: %.2f s with %d threads (%.0f instructions/s); %.1f code bytes per "
+      "translation; file %llu bytes; total %.2f s\n",
+      o.output.c_str(), sum.files_scanned, sum.files_skipped,
+      (unsigned long long)sum.instructions_found, (unsigned long long)sum.distinct,
+      (unsigned long long)sum.translated, (unsigned long long)sum.untranslated,
+      sum.translate_seconds, o.jobs,
+      sum.translate_seconds > 0 ? double(sum.distinct) / sum.translate_seconds : 0.0,
+      sum.translated ? double(sum.code_bytes) / double(sum.translated) : 0.0,
+      (unsigned long long)sum.file_bytes, sum.seconds);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "translate") return cmd_translate(argc - 2, argv + 2);
+  if (cmd == "coverage") return cmd_coverage(argc - 2, argv + 2);
+  if (cmd == "scan") return cmd_scan(argc - 2, argv + 2);
+  if (cmd == "cache") return cmd_cache(argc - 2, argv + 2);
+  std::fprintf(stderr, "avx512emu: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  return 2;
+}
