@@ -1,0 +1,44 @@
+// Owns the static scan of ELF files: which AVX-512 instructions a binary
+// contains, per ISA set and mnemonic, and how many avx512emu translates.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace avx512emu {
+
+//! One AVX-512 instruction found in a file.
+struct FoundInstruction {
+  uint64_t address = 0;  //!< Link-time virtual address.
+  uint8_t bytes[15] = {};
+  uint8_t length = 0;
+};
+
+struct ScanResult {
+  std::string path;
+  std::string error;            //!< Non-empty when the file could not be scanned.
+  std::string function_source;  //!< Where code ranges came from.
+  uint64_t code_bytes = 0;      //!< Bytes decoded.
+  uint64_t instructions = 0;    //!< All instructions decoded.
+  uint64_t avx512 = 0, translated = 0;
+  std::map<std::string, uint64_t> per_isa_set;
+  std::map<std::string, uint64_t> per_mnemonic;
+  std::map<std::string, uint64_t> untranslated;  //!< mnemonic -> count
+};
+
+//! Scans one ELF file. `on_found` (optional) receives every AVX-512 instruction.
+ScanResult scan_elf_file(const std::string& path,
+                         const std::function<void(const FoundInstruction&)>& on_found = {});
+
+//! Expands PATH arguments: files as they are, directories recursively
+//! (regular files only, symlinks not followed), sorted.
+std::vector<std::string> expand_scan_paths(const std::vector<std::string>& paths,
+                                           std::vector<std::string>& errors);
+
+std::string scan_text(const std::vector<ScanResult>& results);
+std::string scan_json(const std::vector<ScanResult>& results);
+
+}  // namespace avx512emu
