@@ -13,7 +13,9 @@ using ir::Op;
 
 constexpr int kLaneBytes = 16;  // the 128-bit lane of the in-lane shuffles
 
-uint64_t width_mask(int bits) { return bits >= 64 ? ~0ull : (1ull << bits) - 1; }
+uint64_t width_mask(int bits) {
+  return bits >= 64 ? ~0ull : (1ull << bits) - 1;
+}
 
 // ---- Element access ------------------------------------------------------------------
 
@@ -28,18 +30,14 @@ int64_t elem_s(const uint8_t* v, int eb, int e) {
   const int shift = 64 - 8 * eb;
   return int64_t(elem_u(v, eb, e) << shift) >> shift;
 }
-void set_elem(uint8_t* v, int eb, int e, uint64_t x) { std::memcpy(v + e * eb, &x, eb); }
+void set_elem(uint8_t* v, int eb, int e, uint64_t x) {
+  std::memcpy(v + e * eb, &x, eb);
+}
 
-//! Bits of value `v`, or 0 when the frame cannot tell. The IR states some
-//! widths only through a source value's width (InsertLane's lane, the
-//! narrowing source); the frame exposes them once it carries its function's
-//! value table (`const ir::Function* function`).
-template <class F>
-int value_bits(const F& fr, ir::ValueId v) {
-  if constexpr (requires { fr.function->values[v].bits; }) {
-    if (fr.function) return fr.function->values[v].bits;
-  }
-  return 0;
+//! Bits of value `v`. The IR states some widths only through a source
+//! value's width (InsertLane's lane, the narrowing source).
+int value_bits(const Frame& fr, ir::ValueId v) {
+  return fr.function->values[v].bits;
 }
 
 //! Every op below computes into a local result and then writes it to its
@@ -124,7 +122,8 @@ void exec_perm2(const Inst& i, Frame& fr, Result& r) {
 void exec_perm4x64(const Inst& i, Frame& fr, Result& r) {
   for (int e = 0; e < i.bits / 64; ++e) {
     const int half = e / 4 * 4;
-    set_elem(r.bytes, 8, e, elem_u(fr.bytes(i.src[0]), 8, half + int((i.imm >> (2 * (e % 4))) & 3)));
+    set_elem(r.bytes, 8, e,
+             elem_u(fr.bytes(i.src[0]), 8, half + int((i.imm >> (2 * (e % 4))) & 3)));
   }
 }
 
@@ -179,7 +178,8 @@ bool exec_insert_lane(const Inst& i, Frame& fr, Result& r) {
 //! vpbroadcast*, vbroadcast{ss,sd,*x2}: the low `imm` bytes of src0 repeated.
 void exec_broadcast_elem(const Inst& i, Frame& fr, Result& r) {
   const int block = int(i.imm);
-  for (int off = 0; off < i.bits / 8; off += block) std::memcpy(r.bytes + off, fr.bytes(i.src[0]), block);
+  for (int off = 0; off < i.bits / 8; off += block)
+    std::memcpy(r.bytes + off, fr.bytes(i.src[0]), block);
 }
 
 // ---- Compress and expand -----------------------------------------------------------------
@@ -224,8 +224,10 @@ uint64_t narrow_elem(Op op, const uint8_t* src, int sb, int e, int nb) {
       const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
       return uint64_t(std::clamp(elem_s(src, sb, e), lo, hi));
     }
-    case Op::kTruncSatU: return std::min(elem_u(src, sb, e), width_mask(bits));
-    default: return elem_u(src, sb, e);  // set_elem keeps the low nb bytes
+    case Op::kTruncSatU:
+      return std::min(elem_u(src, sb, e), width_mask(bits));
+    default:
+      return elem_u(src, sb, e);  // set_elem keeps the low nb bytes
   }
 }
 
@@ -237,7 +239,8 @@ void exec_narrow(const Inst& i, Frame& fr, Result& r) {
   const int nb = ir::elem_bytes(i.elem), sb = ir::elem_bytes(i.elem2);
   int n = value_bits(fr, i.src[0]) / 8 / sb;
   if (n == 0) n = std::min(i.bits / 8 / nb, 64 / sb);
-  for (int e = 0; e < n; ++e) set_elem(r.bytes, nb, e, narrow_elem(i.op, fr.bytes(i.src[0]), sb, e, nb));
+  for (int e = 0; e < n; ++e)
+    set_elem(r.bytes, nb, e, narrow_elem(i.op, fr.bytes(i.src[0]), sb, e, nb));
 }
 
 //! vpackss/vpackus: per 128-bit lane, a's elements then b's, each saturated
@@ -251,7 +254,8 @@ void exec_pack(const Inst& i, Frame& fr, Result& r) {
     const ir::ValueId from = k < per_source ? i.src[0] : i.src[1];
     const int64_t x = elem_s(fr.bytes(from), sb, lane * per_source + k % per_source);
     const int64_t lo = i.op == Op::kPackSS ? -(int64_t(1) << (bits - 1)) : 0;
-    const int64_t hi = i.op == Op::kPackSS ? (int64_t(1) << (bits - 1)) - 1 : (int64_t(1) << bits) - 1;
+    const int64_t hi =
+        i.op == Op::kPackSS ? (int64_t(1) << (bits - 1)) - 1 : (int64_t(1) << bits) - 1;
     set_elem(r.bytes, nb, e, uint64_t(std::clamp(x, lo, hi)));
   }
 }
@@ -261,26 +265,64 @@ void exec_pack(const Inst& i, Frame& fr, Result& r) {
 bool exec_shuffle(const Inst& i, Frame& fr) {
   Result r;
   switch (i.op) {
-    case Op::kShufb: exec_shufb(i, fr, r); break;
-    case Op::kShufImm: exec_shuf_imm(i, fr, r); break;
-    case Op::kUnpackLo: case Op::kUnpackHi: exec_unpack(i, fr, r); break;
-    case Op::kAlignR: exec_alignr(i, fr, r); break;
-    case Op::kPermIdx: exec_perm_idx(i, fr, r); break;
-    case Op::kPerm2: exec_perm2(i, fr, r); break;
-    case Op::kPerm4x64Imm: exec_perm4x64(i, fr, r); break;
-    case Op::kShufLanes: exec_shuf_lanes(i, fr, r); break;
-    case Op::kValign: exec_valign(i, fr, r); break;
-    case Op::kExtractLane: exec_extract_lane(i, fr, r); break;
+    case Op::kShufb:
+      exec_shufb(i, fr, r);
+      break;
+    case Op::kShufImm:
+      exec_shuf_imm(i, fr, r);
+      break;
+    case Op::kUnpackLo:
+    case Op::kUnpackHi:
+      exec_unpack(i, fr, r);
+      break;
+    case Op::kAlignR:
+      exec_alignr(i, fr, r);
+      break;
+    case Op::kPermIdx:
+      exec_perm_idx(i, fr, r);
+      break;
+    case Op::kPerm2:
+      exec_perm2(i, fr, r);
+      break;
+    case Op::kPerm4x64Imm:
+      exec_perm4x64(i, fr, r);
+      break;
+    case Op::kShufLanes:
+      exec_shuf_lanes(i, fr, r);
+      break;
+    case Op::kValign:
+      exec_valign(i, fr, r);
+      break;
+    case Op::kExtractLane:
+      exec_extract_lane(i, fr, r);
+      break;
     case Op::kInsertLane:
       if (!exec_insert_lane(i, fr, r)) return false;
       break;
-    case Op::kBroadcastElem: exec_broadcast_elem(i, fr, r); break;
-    case Op::kCompress: exec_compress(i, fr, r); break;
-    case Op::kExpand: exec_expand(i, fr, r); break;
-    case Op::kZeroExtend: case Op::kSignExtend: exec_extend(i, fr, r); break;
-    case Op::kTruncate: case Op::kTruncSatS: case Op::kTruncSatU: exec_narrow(i, fr, r); break;
-    case Op::kPackSS: case Op::kPackUS: exec_pack(i, fr, r); break;
-    default: return false;
+    case Op::kBroadcastElem:
+      exec_broadcast_elem(i, fr, r);
+      break;
+    case Op::kCompress:
+      exec_compress(i, fr, r);
+      break;
+    case Op::kExpand:
+      exec_expand(i, fr, r);
+      break;
+    case Op::kZeroExtend:
+    case Op::kSignExtend:
+      exec_extend(i, fr, r);
+      break;
+    case Op::kTruncate:
+    case Op::kTruncSatS:
+    case Op::kTruncSatU:
+      exec_narrow(i, fr, r);
+      break;
+    case Op::kPackSS:
+    case Op::kPackUS:
+      exec_pack(i, fr, r);
+      break;
+    default:
+      return false;
   }
   r.store(fr, i);
   return true;

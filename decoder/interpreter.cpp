@@ -12,7 +12,9 @@ namespace {
 using ir::Inst;
 using ir::Op;
 
-uint64_t width_mask(int bits) { return bits >= 64 ? ~0ull : (1ull << bits) - 1; }
+uint64_t width_mask(int bits) {
+  return bits >= 64 ? ~0ull : (1ull << bits) - 1;
+}
 
 // A misaligned aligned-access raises #GP(0) on hardware, which Linux delivers
 // as SIGSEGV with si_addr 0. A load from a non-canonical address raises the
@@ -27,7 +29,9 @@ void check_alignment(const Inst& i, uint64_t addr) {
   if (i.align > 1 && (addr & (i.align - 1)) != 0) raise_general_protection();
 }
 
-uint8_t* mem(uint64_t addr) { return reinterpret_cast<uint8_t*>(addr); }
+uint8_t* mem(uint64_t addr) {
+  return reinterpret_cast<uint8_t*>(addr);
+}
 
 uint64_t effective_address(const Inst& i, const CpuState& s) {
   const MemOperand& m = i.mem;
@@ -51,13 +55,21 @@ bool exec_core(const Inst& i, Frame& fr) {
       std::memset(s.zmm[i.reg], 0, 64);
       std::memcpy(s.zmm[i.reg], fr.bytes(i.src[0]), i.bits / 8);
       return true;
-    case Op::kReadMask: fr.set_u64(i.dst, s.k[i.reg]); return true;
-    case Op::kWriteMask: s.k[i.reg] = fr.u64(i.src[0]) & width_mask(i.bits); return true;
-    case Op::kReadGpr: fr.set_u64(i.dst, s.gpr[i.reg]); return true;
+    case Op::kReadMask:
+      fr.set_u64(i.dst, s.k[i.reg]);
+      return true;
+    case Op::kWriteMask:
+      s.k[i.reg] = fr.u64(i.src[0]) & width_mask(i.bits);
+      return true;
+    case Op::kReadGpr:
+      fr.set_u64(i.dst, s.gpr[i.reg]);
+      return true;
     case Op::kWriteGpr: {
       const uint64_t v = fr.u64(i.src[0]);
-      if (i.bits >= 32) s.gpr[i.reg] = v & width_mask(i.bits);  // 32-bit writes zero-extend
-      else s.gpr[i.reg] = (s.gpr[i.reg] & ~width_mask(i.bits)) | (v & width_mask(i.bits));
+      if (i.bits >= 32)
+        s.gpr[i.reg] = v & width_mask(i.bits);  // 32-bit writes zero-extend
+      else
+        s.gpr[i.reg] = (s.gpr[i.reg] & ~width_mask(i.bits)) | (v & width_mask(i.bits));
       return true;
     }
     case Op::kWriteFlags: {
@@ -65,8 +77,12 @@ bool exec_core(const Inst& i, Frame& fr) {
       s.rflags = (s.rflags & ~arith) | (fr.u64(i.src[0]) & arith);
       return true;
     }
-    case Op::kAdvanceRip: s.rip += uint64_t(i.imm); return true;
-    case Op::kAddress: fr.set_u64(i.dst, effective_address(i, s)); return true;
+    case Op::kAdvanceRip:
+      s.rip += uint64_t(i.imm);
+      return true;
+    case Op::kAddress:
+      fr.set_u64(i.dst, effective_address(i, s));
+      return true;
     case Op::kLoad: {
       const uint64_t a = fr.u64(i.src[0]);
       check_alignment(i, a);
@@ -92,10 +108,19 @@ bool exec_core(const Inst& i, Frame& fr) {
     case Op::kLoadBroadcast: {
       const uint64_t a = fr.u64(i.src[0]);
       std::memset(fr.bytes(i.dst), 0, 64);
-      // A fully masked-off broadcast touches no memory (fault suppression).
-      if (i.nsrc > 1 && (fr.u64(i.src[1]) & width_mask(elem_count(i))) == 0) return true;
-      uint8_t block[64];
-      std::memcpy(block, mem(a), size_t(i.imm));
+      // Fault suppression: block element j is read only when some destination
+      // element j, j+n, j+2n ... is enabled (n elements per block).
+      const int per_block = int(i.imm) / eb;
+      uint64_t needed = width_mask(per_block);
+      if (i.nsrc > 1) {
+        const uint64_t m = fr.u64(i.src[1]) & width_mask(elem_count(i));
+        needed = 0;
+        for (int e = 0; e < elem_count(i); e += per_block) needed |= m >> e;
+        needed &= width_mask(per_block);
+      }
+      uint8_t block[64] = {};
+      for (int e = 0; e < per_block; ++e)
+        if ((needed >> e) & 1) std::memcpy(block + e * eb, mem(a + e * eb), eb);
       for (int off = 0; off < i.bits / 8; off += int(i.imm))
         std::memcpy(fr.bytes(i.dst) + off, block, size_t(i.imm));
       return true;
@@ -113,8 +138,12 @@ bool exec_core(const Inst& i, Frame& fr) {
         if ((m >> e) & 1) std::memcpy(mem(a + e * eb), fr.bytes(i.src[1]) + e * eb, eb);
       return true;
     }
-    case Op::kZeroVec: std::memset(fr.bytes(i.dst), 0, 64); return true;
-    case Op::kConstMask: fr.set_u64(i.dst, uint64_t(i.imm)); return true;
+    case Op::kZeroVec:
+      std::memset(fr.bytes(i.dst), 0, 64);
+      return true;
+    case Op::kConstMask:
+      fr.set_u64(i.dst, uint64_t(i.imm));
+      return true;
     case Op::kSelect: {
       const uint64_t m = fr.u64(i.src[0]);
       uint8_t out[64] = {};
@@ -146,36 +175,58 @@ bool exec_core(const Inst& i, Frame& fr) {
       fr.set_u64(i.dst, width_mask(n));
       return true;
     }
-    case Op::kGprToMask: case Op::kMaskToGpr:
+    case Op::kGprToMask:
+    case Op::kMaskToGpr:
       fr.set_u64(i.dst, fr.u64(i.src[0]) & width_mask(i.bits));
       return true;
     case Op::kGprToVec:
       std::memset(fr.bytes(i.dst), 0, 64);
       fr.set_u64(i.dst, fr.u64(i.src[0]) & width_mask(int(i.imm)));
       return true;
-    case Op::kVecToGpr: fr.set_u64(i.dst, fr.u64(i.src[0]) & width_mask(int(i.imm))); return true;
+    case Op::kVecToGpr:
+      fr.set_u64(i.dst, fr.u64(i.src[0]) & width_mask(int(i.imm)));
+      return true;
     case Op::kBroadcastGpr: {
       const uint64_t v = fr.u64(i.src[0]);
       for (int off = 0; off < i.bits / 8; off += eb) std::memcpy(fr.bytes(i.dst) + off, &v, eb);
       std::memset(fr.bytes(i.dst) + i.bits / 8, 0, 64 - i.bits / 8);
       return true;
     }
-    default: break;
+    default:
+      break;
   }
   // Opmask arithmetic: `bits` is the instruction's mask width.
   const uint64_t wm = width_mask(i.bits);
   const uint64_t a = i.nsrc > 0 ? fr.u64(i.src[0]) & wm : 0;
   const uint64_t b = i.nsrc > 1 ? fr.u64(i.src[1]) & wm : 0;
   switch (i.op) {
-    case Op::kKAnd: fr.set_u64(i.dst, a & b); return true;
-    case Op::kKAndN: fr.set_u64(i.dst, ~a & b & wm); return true;
-    case Op::kKOr: fr.set_u64(i.dst, a | b); return true;
-    case Op::kKXor: fr.set_u64(i.dst, a ^ b); return true;
-    case Op::kKXnor: fr.set_u64(i.dst, ~(a ^ b) & wm); return true;
-    case Op::kKAdd: fr.set_u64(i.dst, (a + b) & wm); return true;
-    case Op::kKNot: fr.set_u64(i.dst, ~a & wm); return true;
-    case Op::kKShl: fr.set_u64(i.dst, i.imm >= i.bits ? 0 : (a << i.imm) & wm); return true;
-    case Op::kKShr: fr.set_u64(i.dst, i.imm >= i.bits ? 0 : a >> i.imm); return true;
+    case Op::kKAnd:
+      fr.set_u64(i.dst, a & b);
+      return true;
+    case Op::kKAndN:
+      fr.set_u64(i.dst, ~a & b & wm);
+      return true;
+    case Op::kKOr:
+      fr.set_u64(i.dst, a | b);
+      return true;
+    case Op::kKXor:
+      fr.set_u64(i.dst, a ^ b);
+      return true;
+    case Op::kKXnor:
+      fr.set_u64(i.dst, ~(a ^ b) & wm);
+      return true;
+    case Op::kKAdd:
+      fr.set_u64(i.dst, (a + b) & wm);
+      return true;
+    case Op::kKNot:
+      fr.set_u64(i.dst, ~a & wm);
+      return true;
+    case Op::kKShl:
+      fr.set_u64(i.dst, i.imm >= i.bits ? 0 : (a << i.imm) & wm);
+      return true;
+    case Op::kKShr:
+      fr.set_u64(i.dst, i.imm >= i.bits ? 0 : a >> i.imm);
+      return true;
     case Op::kKUnpck: {
       const int half = i.bits / 2;
       const uint64_t hm = width_mask(half);
@@ -190,7 +241,8 @@ bool exec_core(const Inst& i, Frame& fr) {
     case Op::kKTest:
       fr.set_u64(i.dst, ((a & b) == 0 ? kFlagZF : 0) | ((~a & b & wm) == 0 ? kFlagCF : 0));
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -198,7 +250,7 @@ bool exec_core(const Inst& i, Frame& fr) {
 }  // namespace interp
 
 bool interpret_ir(const ir::Function& f, CpuState& state, std::string* error) {
-  interp::Frame fr(state);
+  interp::Frame fr(f, state);
   for (const ir::Inst& i : f.insts) {
     if (interp::exec_core(i, fr) || interp::exec_integer(i, fr) || interp::exec_float(i, fr) ||
         interp::exec_shuffle(i, fr))

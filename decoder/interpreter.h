@@ -20,7 +20,8 @@ namespace interp {
 
 //! Values of one IR function: each slot holds up to 512 bits.
 struct Frame {
-  explicit Frame(CpuState& s) : state(s) {}
+  Frame(const ir::Function& f, CpuState& s) : function(&f), state(s) {}
+  const ir::Function* function;  //!< for value widths the instructions don't carry
   CpuState& state;
   alignas(64) uint8_t values[kScratchSlots][64] = {};
 

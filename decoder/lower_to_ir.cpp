@@ -16,7 +16,9 @@ using ir::Inst;
 using ir::Op;
 using ir::ValueId;
 
-int mask_width_of(Elem e) { return ir::elem_bytes(e) * 8; }
+int mask_width_of(Elem e) {
+  return ir::elem_bytes(e) * 8;
+}
 
 class Lowerer {
  public:
@@ -70,25 +72,60 @@ class Lowerer {
     return (row_.flags & kRowAligned) ? uint8_t(std::min<int>(bytes, 64)) : 0;
   }
 
+  //! True for the shuffles and permutes: a destination element may come from
+  //! any source element, so a masked-off destination element says nothing
+  //! about which source bytes are needed. The SDM classes these "no fault
+  //! suppression": the whole memory operand is read whatever the mask.
+  static bool reads_whole_source(Op op) {
+    switch (op) {
+      case Op::kShufb:
+      case Op::kShufImm:
+      case Op::kUnpackLo:
+      case Op::kUnpackHi:
+      case Op::kAlignR:
+      case Op::kPermIdx:
+      case Op::kPerm4x64Imm:
+      case Op::kPerm2:
+      case Op::kShufLanes:
+      case Op::kValign:
+      case Op::kPackSS:
+      case Op::kPackUS:
+        return true;
+      default:
+        return false;
+    }
+  }
+
   //! Reads a vector source operand as a `bits`-wide value with element type
   //! `e`. Memory sources honour {1toN} broadcast and, under {k}, fault
   //! suppression: masked-off elements are never touched.
   ValueId read_source(const Operand& o, uint16_t bits, Elem e) {
     if (o.kind == OperandKind::kVec) return read_vec(o.reg, std::max<uint16_t>(o.bits, 128));
     const ValueId addr = address(o);
+    const ValueId fault_mask = reads_whole_source(row_.op) ? ir::kNoValue : opmask();
     if (d_.broadcast) {
       Inst i = inst(Op::kLoadBroadcast, bits, e);
       add_src(i, addr);
-      if (opmask() != ir::kNoValue) add_src(i, opmask());
+      if (fault_mask != ir::kNoValue) add_src(i, fault_mask);
       i.imm = o.mem.bytes;
       return emit(i);
     }
     const uint16_t load_bits = std::max<uint16_t>(uint16_t(o.mem.bytes * 8), 128);
-    Inst i = inst(opmask() != ir::kNoValue ? Op::kLoadMasked : Op::kLoad, load_bits, e);
+    Inst i = inst(fault_mask != ir::kNoValue ? Op::kLoadMasked : Op::kLoad, load_bits, e);
     add_src(i, addr);
-    if (opmask() != ir::kNoValue) add_src(i, opmask());
+    if (fault_mask != ir::kNoValue) add_src(i, fault_mask);
     i.imm = o.mem.bytes;
     i.align = alignment(o.mem.bytes);
+    return emit(i);
+  }
+
+  //! Reads a source operand that is one whole value rather than elements,
+  //! such as the xmm/m128 count of vpsllw: no broadcast, no fault suppression.
+  ValueId read_whole(const Operand& o) {
+    if (o.kind == OperandKind::kVec) return read_vec(o.reg, std::max<uint16_t>(o.bits, 128));
+    Inst i = inst(Op::kLoad, std::max<uint16_t>(uint16_t(o.mem.bytes * 8), 128), Elem::kI64);
+    add_src(i, address(o));
+    i.imm = o.mem.bytes;
     return emit(i);
   }
 
@@ -139,8 +176,8 @@ class Lowerer {
     i.scalar = (row_.flags & kRowScalar) != 0;
     i.imm = imm;
     for (ValueId v : srcs) add_src(i, v);
-    const bool fp = ir::elem_is_float(row_.elem) || ir::elem_is_float(row_.elem2) ||
-                    op == Op::kCvtI32F32;
+    const bool fp =
+        ir::elem_is_float(row_.elem) || ir::elem_is_float(row_.elem2) || op == Op::kCvtI32F32;
     if (fp && ir::op_fixed_operands(op) < 0) {
       i.rounding = d_.rounding;
       i.sae = d_.sae;
@@ -169,9 +206,12 @@ class Lowerer {
 
 Op immediate_shift_of(Op by_vector) {
   switch (by_vector) {
-    case Op::kShlVec: return Op::kShlImm;
-    case Op::kShrVec: return Op::kShrImm;
-    default: return Op::kSarImm;
+    case Op::kShlVec:
+      return Op::kShlImm;
+    case Op::kShrVec:
+      return Op::kShrImm;
+    default:
+      return Op::kSarImm;
   }
 }
 
@@ -252,7 +292,7 @@ bool Lowerer::lower_form(std::string& error) {
     case Form::kBinary: {
       const uint16_t bits = scalar ? 128 : vl;
       const ValueId a = read_vec(o[1].reg, std::max<uint16_t>(o[1].bits, 128));
-      const ValueId bv = read_source(o[2], bits, row_.form == Form::kShift ? Elem::kI64 : e);
+      const ValueId bv = row_.form == Form::kShift ? read_whole(o[2]) : read_source(o[2], bits, e);
       const int64_t imm = has_imm(3) ? immediate(3) : std::max<int16_t>(row_.imm, 0);
       write_dest(o[0], apply(row_.op, bits, {a, bv}, imm), bits, e, scalar);
       return true;
@@ -345,7 +385,8 @@ bool Lowerer::lower_form(std::string& error) {
       return true;
     }
     case Form::kExtract: {
-      const uint16_t lane_bits = o[0].kind == OperandKind::kMem ? uint16_t(o[0].mem.bytes * 8) : o[0].bits;
+      const uint16_t lane_bits =
+          o[0].kind == OperandKind::kMem ? uint16_t(o[0].mem.bytes * 8) : o[0].bits;
       const ValueId src = read_vec(o[1].reg, vl);
       Inst x = inst(Op::kExtractLane, std::max<uint16_t>(lane_bits, 128), e);
       add_src(x, src);
@@ -355,7 +396,8 @@ bool Lowerer::lower_form(std::string& error) {
     }
     case Form::kInsert: {
       const ValueId a = read_vec(o[1].reg, vl);
-      const uint16_t lane_bits = o[2].kind == OperandKind::kMem ? uint16_t(o[2].mem.bytes * 8) : o[2].bits;
+      const uint16_t lane_bits =
+          o[2].kind == OperandKind::kMem ? uint16_t(o[2].mem.bytes * 8) : o[2].bits;
       // The lane is read whole: no element of it is masked off by {k}, which
       // applies to the destination's elements.
       ValueId lane;
@@ -488,7 +530,9 @@ bool Lowerer::lower_mask_form(std::string& error) {
     case Form::kMaskMove: {
       ValueId v;
       switch (o[1].kind) {
-        case OperandKind::kMask: v = read_kreg(o[1].reg); break;
+        case OperandKind::kMask:
+          v = read_kreg(o[1].reg);
+          break;
         case OperandKind::kGpr: {
           Inst r = inst(Op::kReadGpr, 64, row_.elem);
           r.reg = o[1].reg;
@@ -506,7 +550,9 @@ bool Lowerer::lower_mask_form(std::string& error) {
           v = emit(g);
           break;
         }
-        default: error = "unsupported kmov source"; return false;
+        default:
+          error = "unsupported kmov source";
+          return false;
       }
       if (o[0].kind == OperandKind::kMask) {
         write_mask(o[0].reg, v, width);

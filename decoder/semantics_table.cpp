@@ -272,8 +272,9 @@ constexpr SemanticsRow kRows[] = {
 
     // ---- Conversions --------------------------------------------------------
     unary("vcvtdq2ps", Op::kCvtI32F32, F32, "AVX512F", Er),
-    unary("vcvtps2dq", Op::kCvtF32I32, I32, "AVX512F", Er),
-    unary("vcvttps2dq", Op::kCvtF32I32Trunc, I32, "AVX512F", Sae),
+    // The source is float: elem2 marks the instruction as FP for MXCSR and rounding.
+    row("vcvtps2dq", Form::kUnary, Op::kCvtF32I32, I32, MZ, "AVX512F", -1, 0, Er, F32),
+    row("vcvttps2dq", Form::kUnary, Op::kCvtF32I32Trunc, I32, MZ, "AVX512F", -1, 0, Sae, F32),
     widen("vpmovzxbw", Op::kZeroExtend, I16, I8, "AVX512BW"),
     widen("vpmovzxbd", Op::kZeroExtend, I32, I8, "AVX512F"),
     widen("vpmovzxbq", Op::kZeroExtend, I64, I8, "AVX512F"),

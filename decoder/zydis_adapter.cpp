@@ -10,10 +10,14 @@ namespace avx512emu {
 
 const char* decode_status_name(DecodeStatus s) {
   switch (s) {
-    case DecodeStatus::kOk: return "ok";
-    case DecodeStatus::kNotAvx512: return "not an AVX-512 instruction";
-    case DecodeStatus::kInvalid: return "invalid instruction";
-    case DecodeStatus::kTruncated: return "truncated instruction";
+    case DecodeStatus::kOk:
+      return "ok";
+    case DecodeStatus::kNotAvx512:
+      return "not an AVX-512 instruction";
+    case DecodeStatus::kInvalid:
+      return "invalid instruction";
+    case DecodeStatus::kTruncated:
+      return "truncated instruction";
   }
   return "?";
 }
@@ -43,33 +47,48 @@ const ZydisDecoder& decoder64() {
 int gpr_number(ZydisRegister r) {
   if (r == ZYDIS_REGISTER_NONE) return -1;
   switch (ZydisRegisterGetClass(r)) {
-    case ZYDIS_REGCLASS_GPR8: case ZYDIS_REGCLASS_GPR16:
-    case ZYDIS_REGCLASS_GPR32: case ZYDIS_REGCLASS_GPR64:
+    case ZYDIS_REGCLASS_GPR8:
+    case ZYDIS_REGCLASS_GPR16:
+    case ZYDIS_REGCLASS_GPR32:
+    case ZYDIS_REGCLASS_GPR64:
       // ah/ch/dh/bh never appear in EVEX/VEX operands.
       return ZydisRegisterGetId(r);
-    default: return -2;
+    default:
+      return -2;
   }
 }
 
 uint8_t broadcast_count(ZydisBroadcastMode m) {
   switch (m) {
-    case ZYDIS_BROADCAST_MODE_1_TO_2: return 2;
-    case ZYDIS_BROADCAST_MODE_1_TO_4: return 4;
-    case ZYDIS_BROADCAST_MODE_1_TO_8: return 8;
-    case ZYDIS_BROADCAST_MODE_1_TO_16: return 16;
-    case ZYDIS_BROADCAST_MODE_1_TO_32: return 32;
-    case ZYDIS_BROADCAST_MODE_1_TO_64: return 64;
-    default: return 0;
+    case ZYDIS_BROADCAST_MODE_1_TO_2:
+      return 2;
+    case ZYDIS_BROADCAST_MODE_1_TO_4:
+      return 4;
+    case ZYDIS_BROADCAST_MODE_1_TO_8:
+      return 8;
+    case ZYDIS_BROADCAST_MODE_1_TO_16:
+      return 16;
+    case ZYDIS_BROADCAST_MODE_1_TO_32:
+      return 32;
+    case ZYDIS_BROADCAST_MODE_1_TO_64:
+      return 64;
+    default:
+      return 0;
   }
 }
 
 Rounding rounding_of(ZydisRoundingMode m) {
   switch (m) {
-    case ZYDIS_ROUNDING_MODE_RN: return Rounding::kNearest;
-    case ZYDIS_ROUNDING_MODE_RD: return Rounding::kDown;
-    case ZYDIS_ROUNDING_MODE_RU: return Rounding::kUp;
-    case ZYDIS_ROUNDING_MODE_RZ: return Rounding::kZero;
-    default: return Rounding::kNone;
+    case ZYDIS_ROUNDING_MODE_RN:
+      return Rounding::kNearest;
+    case ZYDIS_ROUNDING_MODE_RD:
+      return Rounding::kDown;
+    case ZYDIS_ROUNDING_MODE_RU:
+      return Rounding::kUp;
+    case ZYDIS_ROUNDING_MODE_RZ:
+      return Rounding::kZero;
+    default:
+      return Rounding::kNone;
   }
 }
 
@@ -112,7 +131,9 @@ bool copy_operand(const ZydisDecodedOperand& z, Operand& o) {
       if (ZydisRegisterGetClass(z.mem.base) == ZYDIS_REGCLASS_GPR32) return false;
       o.mem.scale = z.mem.scale ? z.mem.scale : 1;
       o.mem.disp = z.mem.disp.has_displacement ? z.mem.disp.value : 0;
-      o.mem.segment = z.mem.segment == ZYDIS_REGISTER_FS ? 1 : z.mem.segment == ZYDIS_REGISTER_GS ? 2 : 0;
+      o.mem.segment = z.mem.segment == ZYDIS_REGISTER_FS   ? 1
+                      : z.mem.segment == ZYDIS_REGISTER_GS ? 2
+                                                           : 0;
       o.mem.bytes = uint16_t(z.size / 8);
       return true;
     }
@@ -159,7 +180,10 @@ DecodeStatus decode(const uint8_t* bytes, size_t size, DecodedInsn& out) {
   out.vector_bits = out.evex ? zi.avx.vector_length : 0;
   if (out.evex && zi.avx.mask.reg != ZYDIS_REGISTER_NONE)
     out.opmask = uint8_t(ZydisRegisterGetId(zi.avx.mask.reg));
-  out.zeroing = zi.avx.mask.mode == ZYDIS_MASK_MODE_ZEROING;
+  // vpblendm*/vblendmp* use the mask as a control; Zydis reports their {z}
+  // as CONTROL_ZEROING.
+  out.zeroing = zi.avx.mask.mode == ZYDIS_MASK_MODE_ZEROING ||
+                zi.avx.mask.mode == ZYDIS_MASK_MODE_CONTROL_ZEROING;
   out.broadcast = broadcast_count(zi.avx.broadcast.mode);
   out.rounding = rounding_of(zi.avx.rounding.mode);
   out.sae = zi.avx.has_sae || out.rounding != Rounding::kNone;
@@ -173,8 +197,7 @@ DecodeStatus decode(const uint8_t* bytes, size_t size, DecodedInsn& out) {
     if (!copy_operand(z, o)) {
       o.kind = OperandKind::kNone;  // lowering reports the form as unsupported
     }
-    if (o.kind == OperandKind::kMem && out.broadcast)
-      o.mem.bytes = uint16_t(z.element_size / 8);
+    if (o.kind == OperandKind::kMem && out.broadcast) o.mem.bytes = uint16_t(z.element_size / 8);
   }
   return DecodeStatus::kOk;
 }

@@ -52,7 +52,7 @@ LoadedFiles& loaded_files() {
 }
 
 jit::TranslationCache& process_cache() {
-  static jit::TranslationCache cache(16);
+  static jit::TranslationCache cache(18);  // room for ~196k distinct encodings
   return cache;
 }
 

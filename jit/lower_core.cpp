@@ -15,17 +15,23 @@ using x86::rcx;
 using x86::rdx;
 using x86::rsi;
 
-uint64_t width_mask(int bits) { return bits >= 64 ? ~0ull : (1ull << bits) - 1; }
+uint64_t width_mask(int bits) {
+  return bits >= 64 ? ~0ull : (1ull << bits) - 1;
+}
 
 // ---- Byte copies between memory operands ------------------------------------
 
 //! GPR of `bytes` width (1, 2, 4, 8) for scalar copies.
 x86::Gp gpr_of(const x86::Gp& r, int bytes) {
   switch (bytes) {
-    case 1: return r.r8();
-    case 2: return r.r16();
-    case 4: return r.r32();
-    default: return r.r64();
+    case 1:
+      return r.r8();
+    case 2:
+      return r.r16();
+    case 4:
+      return r.r32();
+    default:
+      return r.r64();
   }
 }
 
@@ -60,18 +66,31 @@ void zero_bytes(EmitContext& c, x86::Mem m, int from, int to) {
     x86::Mem p = m;
     p.addOffset(off);
     p.setSize(n);
-    if (n == 32) c.a.vmovdqu(p, x86::ymm15);
-    else if (n == 16) c.a.vmovdqu(p, x86::xmm15);
-    else c.a.mov(p, 0);
+    if (n == 32)
+      c.a.vmovdqu(p, x86::ymm15);
+    else if (n == 16)
+      c.a.vmovdqu(p, x86::xmm15);
+    else
+      c.a.mov(p, 0);
     off += n;
   };
   while (off < to) {
-    if (to - off >= 32 && off % 32 == 0) store(32);
-    else if (to - off >= 16) store(16);
-    else if (to - off >= 8) { x86::Mem p = m; p.addOffset(off); p.setSize(8); c.a.mov(p, 0); off += 8; }
-    else if (to - off >= 4) store(4);
-    else if (to - off >= 2) store(2);
-    else store(1);
+    if (to - off >= 32 && off % 32 == 0)
+      store(32);
+    else if (to - off >= 16)
+      store(16);
+    else if (to - off >= 8) {
+      x86::Mem p = m;
+      p.addOffset(off);
+      p.setSize(8);
+      c.a.mov(p, 0);
+      off += 8;
+    } else if (to - off >= 4)
+      store(4);
+    else if (to - off >= 2)
+      store(2);
+    else
+      store(1);
   }
 }
 
@@ -79,9 +98,12 @@ void zero_bytes(EmitContext& c, x86::Mem m, int from, int to) {
 
 void lower_address(EmitContext& c, const Inst& i) {
   const MemOperand& m = i.mem;
-  if (m.base >= 0) c.a.mov(rax, c.state(state_offset::gpr(m.base)));
-  else if (m.rip_relative) c.a.mov(rax, c.state(state_offset::kRip));
-  else c.a.xor_(x86::eax, x86::eax);
+  if (m.base >= 0)
+    c.a.mov(rax, c.state(state_offset::gpr(m.base)));
+  else if (m.rip_relative)
+    c.a.mov(rax, c.state(state_offset::kRip));
+  else
+    c.a.xor_(x86::eax, x86::eax);
   if (m.index >= 0) {
     c.a.mov(rcx, c.state(state_offset::gpr(m.index)));
     const int shift = m.scale == 8 ? 3 : m.scale == 4 ? 2 : m.scale == 2 ? 1 : 0;
@@ -114,9 +136,12 @@ void load_plain(EmitContext& c, const Inst& i, int bytes) {
   } else {
     x86::Mem src = x86::ptr(rsi);
     src.setSize(bytes);
-    if (bytes == 8) c.a.mov(rax, src);
-    else if (bytes == 4) c.a.mov(x86::eax, src);
-    else c.a.movzx(x86::eax, src);
+    if (bytes == 8)
+      c.a.mov(rax, src);
+    else if (bytes == 4)
+      c.a.mov(x86::eax, src);
+    else
+      c.a.movzx(x86::eax, src);
     c.a.vmovq(x86::xmm0, rax);
     c.a.vmovdqu(dst, x86::xmm0);
     bytes = 16;
@@ -127,14 +152,9 @@ void load_plain(EmitContext& c, const Inst& i, int bytes) {
 //! Per-element copy of the enabled elements only: the exact-fault path for
 //! masked loads and stores. Iterates the set bits of the mask with tzcnt/blsr,
 //! so its cost is proportional to the enabled elements.
-void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
-                           ir::ValueId mask) {
+//! This form takes the mask, already limited to the element count, in rcx.
+void copy_enabled_elements_rcx(EmitContext& c, bool store, const x86::Mem& vec, int eb) {
   asmjit::Label loop = c.a.newLabel(), done = c.a.newLabel();
-  c.a.mov(rcx, c.value(mask));
-  if (count < 64) {
-    c.a.mov(rdx, width_mask(count));
-    c.a.and_(rcx, rdx);
-  }
   c.a.lea(x86::r8, vec);
   c.a.bind(loop);
   c.a.test(rcx, rcx);
@@ -154,6 +174,21 @@ void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int 
   c.a.blsr(rcx, rcx);
   c.a.jmp(loop);
   c.a.bind(done);
+}
+
+//! Loads the mask value into rcx, limited to `count` elements.
+void load_mask_rcx(EmitContext& c, ir::ValueId mask, int count) {
+  c.a.mov(rcx, c.value(mask));
+  if (count < 64) {
+    c.a.mov(rdx, width_mask(count));
+    c.a.and_(rcx, rdx);
+  }
+}
+
+void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
+                           ir::ValueId mask) {
+  load_mask_rcx(c, mask, count);
+  copy_enabled_elements_rcx(c, store, vec, eb);
 }
 
 //! Masked load: no access at all when no element is enabled; one whole load
@@ -195,33 +230,68 @@ void lower_load_masked(EmitContext& c, const Inst& i) {
   c.a.bind(done);
 }
 
+//! Broadcast of an element or a block (vbroadcasti32x4 ...). Under a mask,
+//! block element j is needed when any destination element j, j+n, j+2n ...
+//! is enabled (n = elements per block): a fully masked-off broadcast touches
+//! no memory, and a block that crosses a page is read element by element,
+//! needed elements only, so masked-off ones never fault.
 void lower_load_broadcast(EmitContext& c, const Inst& i) {
   const x86::Mem dst = c.value(i.dst);
   const int block = int(i.imm);
+  const int eb = ir::elem_bytes(i.elem);
   asmjit::Label done = c.a.newLabel();
   c.a.mov(rsi, c.value(i.src[0]));
-  if (i.nsrc > 1) {  // fully masked off: touch no memory
+  if (i.nsrc > 1) {
     zero_bytes(c, dst, 0, i.bits / 8);
-    c.a.mov(rcx, c.value(i.src[1]));
-    const int count = i.bits / 8 / ir::elem_bytes(i.elem);
-    if (count < 64) {
-      c.a.mov(rdx, width_mask(count));
+    const int count = i.bits / 8 / eb;
+    load_mask_rcx(c, i.src[1], count);
+    const int per_block = block / eb;
+    if (per_block > 1) {  // fold the repeats onto the block's elements
+      c.a.mov(rdx, rcx);
+      for (int r = 1; r < count / per_block; ++r) {
+        c.a.mov(rax, rdx);
+        c.a.shr(rax, r * per_block);
+        c.a.or_(rcx, rax);
+      }
+      c.a.mov(rdx, width_mask(per_block));
       c.a.and_(rcx, rdx);
     }
     c.a.test(rcx, rcx);
     c.a.jz(done);
+    if (per_block > 1) {
+      asmjit::Label whole = c.a.newLabel();
+      c.a.mov(x86::eax, x86::esi);
+      c.a.and_(x86::eax, 4095);
+      c.a.cmp(x86::eax, 4096 - block);
+      c.a.jbe(whole);
+      copy_enabled_elements_rcx(c, /*store=*/false, dst, eb);  // block at the slot's start
+      c.a.lea(rsi, dst);
+      c.a.bind(whole);
+    }
   }
   const x86::Vec y = i.bits == 128 ? x86::Vec(x86::xmm0) : x86::Vec(x86::ymm0);
   switch (block) {
-    case 1: c.a.vpbroadcastb(y, x86::byte_ptr(rsi)); break;
-    case 2: c.a.vpbroadcastw(y, x86::word_ptr(rsi)); break;
-    case 4: c.a.vpbroadcastd(y, x86::dword_ptr(rsi)); break;
-    case 8: c.a.vpbroadcastq(y, x86::qword_ptr(rsi)); break;
-    case 16:
-      if (i.bits == 128) c.a.vmovdqu(x86::xmm0, x86::ptr(rsi));
-      else c.a.vbroadcasti128(x86::ymm0, x86::ptr(rsi));
+    case 1:
+      c.a.vpbroadcastb(y, x86::byte_ptr(rsi));
       break;
-    default: c.a.vmovdqu(x86::ymm0, x86::ptr(rsi)); break;
+    case 2:
+      c.a.vpbroadcastw(y, x86::word_ptr(rsi));
+      break;
+    case 4:
+      c.a.vpbroadcastd(y, x86::dword_ptr(rsi));
+      break;
+    case 8:
+      c.a.vpbroadcastq(y, x86::qword_ptr(rsi));
+      break;
+    case 16:
+      if (i.bits == 128)
+        c.a.vmovdqu(x86::xmm0, x86::ptr(rsi));
+      else
+        c.a.vbroadcasti128(x86::ymm0, x86::ptr(rsi));
+      break;
+    default:
+      c.a.vmovdqu(x86::ymm0, x86::ptr(rsi));
+      break;
   }
   c.for_each_chunk(i.bits, [&](int off, int) {
     x86::Mem d = dst;
@@ -250,8 +320,10 @@ void lower_store_masked(EmitContext& c, const Inst& i) {
       x86::Mem src = c.value(i.src[1]);
       src.addOffset(off);
       c.a.vmovdqu(v, src);
-      if (eb == 4) c.a.vpmaskmovd(x86::ptr(rsi, off), m, v);
-      else c.a.vpmaskmovq(x86::ptr(rsi, off), m, v);
+      if (eb == 4)
+        c.a.vpmaskmovd(x86::ptr(rsi, off), m, v);
+      else
+        c.a.vpmaskmovq(x86::ptr(rsi, off), m, v);
     });
     return;
   }
@@ -318,13 +390,37 @@ void and_width(EmitContext& c, const x86::Gp& r, int bits) {
 bool lower_mask_op(EmitContext& c, const Inst& i) {
   const int w = i.bits;
   switch (i.op) {
-    case Op::kKAnd: load_mask_operands(c, i); c.a.and_(rax, rcx); break;
-    case Op::kKAndN: load_mask_operands(c, i); c.a.andn(rax, rax, rcx); break;
-    case Op::kKOr: load_mask_operands(c, i); c.a.or_(rax, rcx); break;
-    case Op::kKXor: load_mask_operands(c, i); c.a.xor_(rax, rcx); break;
-    case Op::kKXnor: load_mask_operands(c, i); c.a.xor_(rax, rcx); c.a.not_(rax); break;
-    case Op::kKAdd: load_mask_operands(c, i); and_width(c, rax, w); and_width(c, rcx, w); c.a.add(rax, rcx); break;
-    case Op::kKNot: load_mask_operands(c, i); c.a.not_(rax); break;
+    case Op::kKAnd:
+      load_mask_operands(c, i);
+      c.a.and_(rax, rcx);
+      break;
+    case Op::kKAndN:
+      load_mask_operands(c, i);
+      c.a.andn(rax, rax, rcx);
+      break;
+    case Op::kKOr:
+      load_mask_operands(c, i);
+      c.a.or_(rax, rcx);
+      break;
+    case Op::kKXor:
+      load_mask_operands(c, i);
+      c.a.xor_(rax, rcx);
+      break;
+    case Op::kKXnor:
+      load_mask_operands(c, i);
+      c.a.xor_(rax, rcx);
+      c.a.not_(rax);
+      break;
+    case Op::kKAdd:
+      load_mask_operands(c, i);
+      and_width(c, rax, w);
+      and_width(c, rcx, w);
+      c.a.add(rax, rcx);
+      break;
+    case Op::kKNot:
+      load_mask_operands(c, i);
+      c.a.not_(rax);
+      break;
     case Op::kKShl:
     case Op::kKShr:
       if (i.imm >= w) {
@@ -332,8 +428,10 @@ bool lower_mask_op(EmitContext& c, const Inst& i) {
       } else {
         load_mask_operands(c, i);
         and_width(c, rax, w);
-        if (i.op == Op::kKShl) c.a.shl(rax, int(i.imm));
-        else c.a.shr(rax, int(i.imm));
+        if (i.op == Op::kKShl)
+          c.a.shl(rax, int(i.imm));
+        else
+          c.a.shr(rax, int(i.imm));
       }
       break;
     case Op::kKUnpck:
@@ -373,7 +471,8 @@ bool lower_mask_op(EmitContext& c, const Inst& i) {
       c.a.mov(c.value(i.dst), rax);
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
   and_width(c, rax, w);
   c.a.mov(c.value(i.dst), rax);
@@ -391,14 +490,20 @@ void lower_vec_to_mask(EmitContext& c, const Inst& i) {
     const x86::Vec v = EmitContext::vreg(0, width);
     c.a.vmovdqu(v, c.value(i.src[0], off));
     switch (eb) {
-      case 1: c.a.vpmovmskb(x86::eax, v); break;
+      case 1:
+        c.a.vpmovmskb(x86::eax, v);
+        break;
       case 2:
         c.a.vpmovmskb(x86::eax, v);
         c.a.mov(x86::edx, 0xAAAAAAAAu);
         c.a.pext(x86::eax, x86::eax, x86::edx);
         break;
-      case 4: c.a.vmovmskps(x86::eax, v); break;
-      default: c.a.vmovmskpd(x86::eax, v); break;
+      case 4:
+        c.a.vmovmskps(x86::eax, v);
+        break;
+      default:
+        c.a.vmovmskpd(x86::eax, v);
+        break;
     }
     if (off) c.a.shl(rax, off / eb);
     c.a.or_(x86::r8, rax);
@@ -418,10 +523,18 @@ void lower_broadcast_gpr(EmitContext& c, const Inst& i) {
   const x86::Vec y = i.bits == 128 ? x86::Vec(x86::xmm0) : x86::Vec(x86::ymm0);
   c.a.vmovq(x86::xmm0, c.value(i.src[0]));
   switch (ir::elem_bytes(i.elem)) {
-    case 1: c.a.vpbroadcastb(y, x86::xmm0); break;
-    case 2: c.a.vpbroadcastw(y, x86::xmm0); break;
-    case 4: c.a.vpbroadcastd(y, x86::xmm0); break;
-    default: c.a.vpbroadcastq(y, x86::xmm0); break;
+    case 1:
+      c.a.vpbroadcastb(y, x86::xmm0);
+      break;
+    case 2:
+      c.a.vpbroadcastw(y, x86::xmm0);
+      break;
+    case 4:
+      c.a.vpbroadcastd(y, x86::xmm0);
+      break;
+    default:
+      c.a.vpbroadcastq(y, x86::xmm0);
+      break;
   }
   c.for_each_chunk(i.bits, [&](int off, int) { c.a.vmovdqu(c.value(i.dst, off), y); });
 }
@@ -430,7 +543,9 @@ void lower_broadcast_gpr(EmitContext& c, const Inst& i) {
 
 bool lower_core(EmitContext& c, const Inst& i) {
   switch (i.op) {
-    case Op::kReadVec: case Op::kReadMask: case Op::kReadGpr:
+    case Op::kReadVec:
+    case Op::kReadMask:
+    case Op::kReadGpr:
       return true;  // the value aliases the state slot
     case Op::kWriteVec: {
       const int bytes = i.bits / 8;
@@ -486,7 +601,9 @@ bool lower_core(EmitContext& c, const Inst& i) {
       c.a.add(rip, int32_t(i.imm));
       return true;
     }
-    case Op::kAddress: lower_address(c, i); return true;
+    case Op::kAddress:
+      lower_address(c, i);
+      return true;
     case Op::kLoad:
       load_address(c, i, i.src[0]);
       load_plain(c, i, int(i.imm));
@@ -495,24 +612,43 @@ bool lower_core(EmitContext& c, const Inst& i) {
       c.a.mov(rsi, c.value(i.src[0]));
       x86::Mem src = x86::ptr(rsi);
       src.setSize(uint32_t(i.imm));
-      if (i.imm == 8) c.a.mov(rax, src);
-      else if (i.imm == 4) c.a.mov(x86::eax, src);
-      else c.a.movzx(x86::eax, src);
+      if (i.imm == 8)
+        c.a.mov(rax, src);
+      else if (i.imm == 4)
+        c.a.mov(x86::eax, src);
+      else
+        c.a.movzx(x86::eax, src);
       c.a.mov(c.value(i.dst), rax);
       return true;
     }
-    case Op::kLoadMasked: lower_load_masked(c, i); return true;
-    case Op::kLoadBroadcast: lower_load_broadcast(c, i); return true;
-    case Op::kStore: lower_store(c, i); return true;
-    case Op::kStoreMasked: lower_store_masked(c, i); return true;
-    case Op::kZeroVec: zero_bytes(c, c.value(i.dst), 0, i.bits / 8); return true;
+    case Op::kLoadMasked:
+      lower_load_masked(c, i);
+      return true;
+    case Op::kLoadBroadcast:
+      lower_load_broadcast(c, i);
+      return true;
+    case Op::kStore:
+      lower_store(c, i);
+      return true;
+    case Op::kStoreMasked:
+      lower_store_masked(c, i);
+      return true;
+    case Op::kZeroVec:
+      zero_bytes(c, c.value(i.dst), 0, i.bits / 8);
+      return true;
     case Op::kConstMask:
       c.a.mov(rax, uint64_t(i.imm));
       c.a.mov(c.value(i.dst), rax);
       return true;
-    case Op::kSelect: lower_select(c, i); return true;
-    case Op::kVecToMask: lower_vec_to_mask(c, i); return true;
-    case Op::kMaskToVec: lower_mask_to_vec(c, i); return true;
+    case Op::kSelect:
+      lower_select(c, i);
+      return true;
+    case Op::kVecToMask:
+      lower_vec_to_mask(c, i);
+      return true;
+    case Op::kMaskToVec:
+      lower_mask_to_vec(c, i);
+      return true;
     case Op::kCompressMask: {
       const int count = i.bits / 8 / ir::elem_bytes(i.elem);
       c.a.mov(rax, c.value(i.src[0]));
@@ -523,7 +659,8 @@ bool lower_core(EmitContext& c, const Inst& i) {
       c.a.mov(c.value(i.dst), rax);
       return true;
     }
-    case Op::kGprToMask: case Op::kMaskToGpr:
+    case Op::kGprToMask:
+    case Op::kMaskToGpr:
       c.a.mov(rax, c.value(i.src[0]));
       and_width(c, rax, i.bits);
       c.a.mov(c.value(i.dst), rax);
@@ -539,8 +676,11 @@ bool lower_core(EmitContext& c, const Inst& i) {
       and_width(c, rax, int(i.imm));
       c.a.mov(c.value(i.dst), rax);
       return true;
-    case Op::kBroadcastGpr: lower_broadcast_gpr(c, i); return true;
-    default: return lower_mask_op(c, i);
+    case Op::kBroadcastGpr:
+      lower_broadcast_gpr(c, i);
+      return true;
+    default:
+      return lower_mask_op(c, i);
   }
 }
 

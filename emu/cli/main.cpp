@@ -1,17 +1,25 @@
 // Owns the avx512emu command-line tool: argument parsing and the
 // subcommands' output. All work is done by the library.
-#include <cctype>
-#include <cstdio>
-#include <algorithm>
-#include <cstring>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "avx512emu.h"
 #include "cache_builder.h"
 #include "coverage.h"
+#include "demo.h"
+#include "run_command.h"
 #include "scan.h"
+#include "selfcheck/differential.h"
+#include "selfcheck/native_oracle.h"
 
 namespace {
 
@@ -28,12 +36,23 @@ constexpr const char* kUsage =
     "  cache build|info|verify  offline translation-cache files\n"
     "  verify [MNEMONIC...] check translations against this CPU, bit for bit\n"
     "  demo                translate and run a bundled AVX-512 sample, check it\n"
+    "  run [OPTIONS] -- PROGRAM ARGS...  run a program with the trap runtime\n"
     "\n"
     "Run 'avx512emu COMMAND --help' for a command's options.\n";
 
+//! States per form when `coverage` verifies: a quick check that still runs
+//! every form and immediate through all three legs. The test suite uses 300.
+constexpr int kCoverageStates = 4;
+
 //! The differential self-check as a coverage verifier; empty on hosts that
-//! cannot execute AVX-512 natively.
-avx512emu::MnemonicVerifier coverage_verifier() { return {}; }
+//! cannot execute AVX-512 natively (nothing to compare against).
+avx512emu::MnemonicVerifier coverage_verifier() {
+  if (!avx512emu::selfcheck::host_runs_avx512()) return {};
+  return [](const std::string& m) {
+    std::fprintf(stderr, "\rverifying %-24s", m.c_str());
+    return avx512emu::selfcheck::verify_mnemonic(m.c_str(), kCoverageStates, 1).passed();
+  };
+}
 
 bool wants_help(int argc, char** argv) {
   for (int i = 0; i < argc; ++i)
@@ -50,7 +69,8 @@ bool parse_hex(const std::string& text, std::vector<uint8_t>& out, std::string& 
       ++i;
       continue;
     }
-    if (std::isxdigit(static_cast<unsigned char>(ch))) digits += ch;
+    if (std::isxdigit(static_cast<unsigned char>(ch)))
+      digits += ch;
     else if (ch != ' ' && ch != ',' && ch != ':') {
       error = std::string("not a hex digit: '") + ch + "'";
       return false;
@@ -106,7 +126,8 @@ int cmd_coverage(int argc, char** argv) {
           "against this CPU (run when the host has AVX-512).\n");
       return 0;
     }
-    if (!std::strcmp(argv[i], "--json")) json = true;
+    if (!std::strcmp(argv[i], "--json"))
+      json = true;
     else {
       std::fprintf(stderr, "avx512emu coverage: unknown option '%s' (try --help)\n", argv[i]);
       return 2;
@@ -132,11 +153,13 @@ int cmd_scan(int argc, char** argv) {
           "example:\n  avx512emu scan --json /lib/x86_64-linux-gnu/libc.so.6\n");
       return 0;
     }
-    if (!std::strcmp(argv[i], "--json")) json = true;
+    if (!std::strcmp(argv[i], "--json"))
+      json = true;
     else if (argv[i][0] == '-' && argv[i][1]) {
       std::fprintf(stderr, "avx512emu scan: unknown option '%s' (try --help)\n", argv[i]);
       return 2;
-    } else paths.push_back(argv[i]);
+    } else
+      paths.push_back(argv[i]);
   }
   if (paths.empty()) {
     std::fprintf(stderr, "avx512emu scan: no PATH given (try --help)\n");
@@ -152,11 +175,13 @@ int cmd_scan(int argc, char** argv) {
       std::fprintf(stderr, "\rscanning %zu/%zu", i + 1, files.size());
     results.push_back(avx512emu::scan_elf_file(files[i]));
     // Non-ELF files inside a directory are expected; only named files count as failures.
-    if (!results.back().error.empty() && std::find(paths.begin(), paths.end(), files[i]) != paths.end())
+    if (!results.back().error.empty() &&
+        std::find(paths.begin(), paths.end(), files[i]) != paths.end())
       ++failed;
   }
   if (files.size() > 20 && isatty(2)) std::fprintf(stderr, "\n");
-  std::fputs((json ? avx512emu::scan_json(results) : avx512emu::scan_text(results)).c_str(), stdout);
+  std::fputs((json ? avx512emu::scan_json(results) : avx512emu::scan_text(results)).c_str(),
+             stdout);
   return failed ? 1 : 0;
 }
 
@@ -195,7 +220,8 @@ int cmd_cache(int argc, char** argv) {
     return ok ? 0 : 1;
   }
   if (sub != "build") {
-    std::fprintf(stderr, "avx512emu cache: unknown subcommand '%s'\n\n%s", sub.c_str(), kCacheUsage);
+    std::fprintf(stderr, "avx512emu cache: unknown subcommand '%s'\n\n%s", sub.c_str(),
+                 kCacheUsage);
     return 2;
   }
   avx512emu::CacheBuildOptions o;
@@ -248,6 +274,101 @@ int cmd_cache(int argc, char** argv) {
   return 0;
 }
 
+//! Parses a whole non-negative decimal number; false on anything else.
+bool parse_count(const char* text, long long& out) {
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtoll(text, &end, 10);
+  return *text && *end == 0 && errno == 0 && out >= 0;
+}
+
+int cmd_verify(int argc, char** argv) {
+  long long states = 300, seed = 1;
+  std::vector<std::string> mnemonics;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: avx512emu verify [--states N] [--seed S] [MNEMONIC...]\n\n"
+          "Runs the three-way differential check for each mnemonic (all table\n"
+          "mnemonics when none is given): every form (register and memory operands,\n"
+          "{k} and {z}, {1toN}, rounding and {sae}, each vector length, zmm16-31)\n"
+          "with N generated states (default 300) natively on this CPU, in the\n"
+          "reference interpreter and as a translation, comparing the whole state\n"
+          "and all memory bit for bit. Needs a CPU with AVX-512.\n\n"
+          "example:\n  avx512emu verify --states 50 vpaddd vpternlogd vcmpps\n");
+      return 0;
+    }
+    if ((a == "--states" || a == "--seed") && i + 1 < argc) {
+      long long& target = a == "--states" ? states : seed;
+      if (!parse_count(argv[++i], target) || (a == "--states" && target == 0)) {
+        std::fprintf(stderr, "avx512emu verify: %s needs a positive number, not '%s'\n", a.c_str(),
+                     argv[i]);
+        return 2;
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "avx512emu verify: unknown option '%s' (try --help)\n", a.c_str());
+      return 2;
+    } else {
+      mnemonics.push_back(a);
+    }
+  }
+  if (!avx512emu::selfcheck::host_runs_avx512()) {
+    std::fprintf(stderr,
+                 "avx512emu verify: this CPU does not run AVX-512 (F/BW/DQ/VL), and native\n"
+                 "execution is the reference; run it on an AVX-512 host\n");
+    return 1;
+  }
+  if (mnemonics.empty()) mnemonics = avx512emu::selfcheck::verifiable_mnemonics();
+  int failed = 0;
+  long long runs = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t n = 0; n < mnemonics.size(); ++n) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto report =
+        avx512emu::selfcheck::verify_mnemonic(mnemonics[n].c_str(), int(states), uint64_t(seed));
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    runs += report.states;
+    std::printf("[%zu/%zu] %-4s %-18s %4d forms %8d runs %6.1f s\n", n + 1, mnemonics.size(),
+                report.passed() ? "ok" : "FAIL", mnemonics[n].c_str(), report.forms, report.states,
+                secs);
+    if (!report.passed()) {
+      ++failed;
+      std::fputs(report.forms == 0 ? "  no forms: not a mnemonic of the semantics table\n"
+                                   : report.summary().c_str(),
+                 stdout);
+    }
+    std::fflush(stdout);
+  }
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%zu mnemonics, %d failed, %lld runs, %.1f s\n", mnemonics.size(), failed, runs,
+              total);
+  return failed ? 1 : 0;
+}
+
+int cmd_demo(int argc, char** argv) {
+  if (argc > 0) {
+    const bool help = wants_help(argc, argv);
+    if (!help) std::fprintf(stderr, "avx512emu demo: takes no arguments, got '%s'\n", argv[0]);
+    std::fprintf(help ? stdout : stderr,
+                 "usage: avx512emu demo\n\n"
+                 "Translates a bundled AVX-512 kernel (a masked SAXPY with a checksum),\n"
+                 "runs it, and checks the result against plain C++ and, on a CPU with\n"
+                 "AVX-512, against native execution of the same bytes.\n");
+    return help ? 0 : 2;
+  }
+  const avx512emu::DemoResult d = avx512emu::run_demo(4096);
+  std::fputs(d.report.c_str(), stdout);
+  if (!d.ok) {
+    std::fprintf(stderr, "avx512emu demo: FAILED: %s\n", d.error.c_str());
+    return 1;
+  }
+  std::puts("demo passed");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,6 +385,9 @@ int main(int argc, char** argv) {
   if (cmd == "coverage") return cmd_coverage(argc - 2, argv + 2);
   if (cmd == "scan") return cmd_scan(argc - 2, argv + 2);
   if (cmd == "cache") return cmd_cache(argc - 2, argv + 2);
+  if (cmd == "verify") return cmd_verify(argc - 2, argv + 2);
+  if (cmd == "demo") return cmd_demo(argc - 2, argv + 2);
+  if (cmd == "run") return avx512emu::run_command(argc - 2, argv + 2);
   std::fprintf(stderr, "avx512emu: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return 2;
 }

@@ -3,8 +3,8 @@
 #include "selfcheck/native_oracle.h"
 
 #include <asmjit/x86.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 
 #include <cstdio>
 #include <cstring>
@@ -115,13 +115,17 @@ uint32_t read_mxcsr() {
   asm volatile("stmxcsr %0" : "=m"(v));
   return v;
 }
-void write_mxcsr(uint32_t v) { asm volatile("ldmxcsr %0" : : "m"(v)); }
+void write_mxcsr(uint32_t v) {
+  asm volatile("ldmxcsr %0" : : "m"(v));
+}
 
 }  // namespace
 
 // ---- NativeStub -------------------------------------------------------------
 
-NativeStub::~NativeStub() { release(); }
+NativeStub::~NativeStub() {
+  release();
+}
 
 NativeStub::NativeStub(NativeStub&& other) noexcept : fn_(other.fn_), length_(other.length_) {
   other.fn_ = nullptr;
@@ -167,6 +171,13 @@ void NativeStub::run(CpuState& state) const {
   state.rip += length_;
 }
 
+bool host_runs_avx512() {
+  // libgcc's feature probe checks both CPUID and the XCR0 state bits the OS
+  // enabled (opmask, ZMM_Hi256, Hi16_ZMM).
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
 bool run_native(const uint8_t* insn, size_t len, CpuState& state) {
   NativeStub stub;
   if (!stub.build(insn, len)) return false;
@@ -177,7 +188,7 @@ bool run_native(const uint8_t* insn, size_t len, CpuState& state) {
 // ---- Fault trap -------------------------------------------------------------
 
 std::string Fault::describe() const {
-  const char* name = signal == SIGSEGV ? "SIGSEGV"
+  const char* name = signal == SIGSEGV  ? "SIGSEGV"
                      : signal == SIGBUS ? "SIGBUS"
                      : signal == SIGILL ? "SIGILL"
                      : signal == SIGFPE ? "SIGFPE"

@@ -47,6 +47,12 @@ class NativeStub {
   uint8_t length_ = 0;
 };
 
+//! True when this CPU and OS run AVX-512F/BW/DQ/VL natively, so native
+//! execution can serve as the oracle. Rows of other subsets (VBMI, VBMI2 ...)
+//! need their own CPUID bit too; a missing one shows up as a SIGILL fault in
+//! that mnemonic's report.
+bool host_runs_avx512();
+
 //! One-shot convenience: builds a stub, runs it once, releases it. Returns
 //! false if the stub could not be built.
 bool run_native(const uint8_t* insn, size_t len, CpuState& state);
