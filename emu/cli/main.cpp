@@ -134,6 +134,7 @@ int cmd_coverage(int argc, char** argv) {
     }
   }
   const auto report = avx512emu::build_coverage(coverage_verifier());
+  std::fprintf(stderr, "\r%-40s\r", "");  // clear the progress line
   std::fputs((json ? avx512emu::coverage_json(report) : avx512emu::coverage_text(report)).c_str(),
              stdout);
   return 0;
