@@ -461,8 +461,13 @@ DiffReport verify_mnemonic(const char* mnemonic, int states_per_form, uint64_t s
     }
     // Small exhaustive sets (8 or 32 predicates) are cheap enough for every form.
     const std::vector<uint8_t>& imms = full.size() <= 32 || primary(form) ? full : spread;
+    // The form's states are shared among its immediates, each getting at
+    // least kMinStatesPerImm (every state variant twice), so a form still
+    // sees states_per_form states or more in all.
+    const int n = int(imms.size());
+    const int per_imm = std::max(kMinStatesPerImm, (states_per_form + n - 1) / n);
     for (uint8_t imm : imms)
-      run_form(with_imm(form, imm), row, arena, states_per_form, form_seed, options, report,
+      run_form(with_imm(form, imm), row, arena, per_imm, form_seed, options, report,
                straddle_faults);
   }
   return report;

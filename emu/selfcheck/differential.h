@@ -47,8 +47,14 @@ struct VerifyOptions {
   EnumerateOptions enumerate;
 };
 
+//! Fewest states each imm8 value of a form runs with: every state variant
+//! (state_gen.h) twice.
+inline constexpr int kMinStatesPerImm = 16;
+
 //! Verifies every enumerated form of `mnemonic` with `states_per_form`
-//! generated states per form and imm8 value. Each state runs natively, in
+//! generated states per form; a form with an imm8 shares them among its
+//! immediates, each getting at least kMinStatesPerImm (so vpternlogd's
+//! primary forms run 256 x 16 states). Each state runs natively, in
 //! the interpreter and as a translation, on copies of the same CpuState and
 //! memory arena; the whole CpuState (except scratch, host_save, reserved0)
 //! and the whole arena must match native bit for bit. Memory operands are
