@@ -3,7 +3,9 @@
 // rounding, DAZ/FTZ and the exception flags are the hardware's own.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <utility>
@@ -190,11 +192,150 @@ constexpr std::array<bool (*)(T, T), 32> compare_table(std::index_sequence<P...>
 template <class T>
 constexpr std::array<bool (*)(T, T), 32> kCompare = compare_table<T>(std::make_index_sequence<32>());
 
+//! vcomis/vucomis: the host's VEX instruction on element 0 gives the same
+//! ZF/PF/CF (unordered 111, less 001, equal 100, greater 000) and raises the
+//! same MXCSR flags; OF, SF and AF are cleared.
+template <class T>
+uint64_t compare_flags(bool signaling, T a, T b) {
+  bool zf, pf, cf;
+#define AVX512EMU_COMPARE_FLAGS(insn)                                          \
+  asm volatile(insn " %[b], %[a]"                                              \
+               : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf)                         \
+               : [a] "x"(a), [b] "x"(b)                                        \
+               : "memory")
+  if constexpr (sizeof(T) == 4) {
+    if (signaling) AVX512EMU_COMPARE_FLAGS("vcomiss");
+    else AVX512EMU_COMPARE_FLAGS("vucomiss");
+  } else {
+    if (signaling) AVX512EMU_COMPARE_FLAGS("vcomisd");
+    else AVX512EMU_COMPARE_FLAGS("vucomisd");
+  }
+#undef AVX512EMU_COMPARE_FLAGS
+  return (zf ? kFlagZF : 0) | (pf ? kFlagPF : 0) | (cf ? kFlagCF : 0);
+}
+
+template <class T>
+void exec_compare_flags(const Inst& i, Frame& fr) {
+  GuestMxcsr env(fr.state, i);
+  fr.set_u64(i.dst, compare_flags<T>(i.op == Op::kComiF, fr.get<T>(i.src[0], 0),
+                                     fr.get<T>(i.src[1], 0)));
+}
+
 // Conversions use the packed instruction on a one-element vector: the same
 // rounding, DAZ and invalid (0x80000000) behaviour as vcvt*ps*.
 inline float cvt_i32_f32(int32_t x) { return _mm_cvtss_f32(_mm_cvtepi32_ps(_mm_cvtsi32_si128(x))); }
 inline int32_t cvt_f32_i32(float x) { return _mm_cvtsi128_si32(_mm_cvtps_epi32(_mm_set_ss(x))); }
 inline int32_t cvtt_f32_i32(float x) { return _mm_cvtsi128_si32(_mm_cvttps_epi32(_mm_set_ss(x))); }
+inline double cvt_i32_f64(int32_t x) { return _mm_cvtsd_f64(_mm_cvtepi32_pd(_mm_cvtsi32_si128(x))); }
+inline double cvt_f32_f64(float x) { return _mm_cvtsd_f64(_mm_cvtps_pd(_mm_set_ss(x))); }
+inline float cvt_f64_f32(double x) { return _mm_cvtss_f32(_mm_cvtpd_ps(_mm_set_sd(x))); }
+inline int32_t cvt_f64_i32(double x) { return _mm_cvtsi128_si32(_mm_cvtpd_epi32(_mm_set_sd(x))); }
+inline int32_t cvtt_f64_i32(double x) { return _mm_cvtsi128_si32(_mm_cvttpd_epi32(_mm_set_sd(x))); }
+
+// ---- Integer to floating point (vcvt(u)si2ss/sd) -------------------------------------
+
+inline float cvt_i64(int64_t x, float) { return _mm_cvtss_f32(_mm_cvtsi64_ss(_mm_setzero_ps(), x)); }
+inline double cvt_i64(int64_t x, double) { return _mm_cvtsd_f64(_mm_cvtsi64_sd(_mm_setzero_pd(), x)); }
+
+//! CvtIntF: element 0 = the integer, rounded once under the guest MXCSR (or
+//! {er}); elements 1.. from src0. 32-bit integers, signed or unsigned, are
+//! exact as int64. A u64 of 2^63 or more is halved with its low bit kept as
+//! a sticky bit, which leaves the one rounding (and PE) unchanged because
+//! the value has more significant bits than the format, then doubled exactly.
+template <class T>
+void exec_convert_from_int(const Inst& i, Frame& fr) {
+  std::memcpy(fr.bytes(i.dst), fr.bytes(i.src[0]), 16);
+  const uint64_t v = fr.u64(i.src[1]);
+  const bool is_unsigned = (i.imm & 1) != 0;
+  GuestMxcsr env(fr.state, i);
+  T r;
+  if (i.elem2 != Elem::kI64) r = cvt_i64(is_unsigned ? int64_t(uint32_t(v)) : int64_t(int32_t(v)), T{});
+  else if (!is_unsigned || int64_t(v) >= 0) r = cvt_i64(int64_t(v), T{});
+  else {
+    r = cvt_i64(int64_t((v >> 1) | (v & 1)), T{});
+    r = r + r;
+  }
+  fr.set<T>(i.dst, 0, r);
+}
+
+// ---- Round to a multiple of 2^-M (vrndscale) -----------------------------------------
+
+constexpr uint32_t kMxcsrIE = 0x01, kMxcsrPE = 0x20, kMxcsrDaz = 0x40;
+
+//! vrndscale of one element, computed on the encoding: the significand is cut
+//! below 2^-M and rounded by the selected mode, so the result and its flags
+//! (IE for an SNaN, PE when bits are lost unless imm[3]; never DE) come from
+//! the SDM definition 2^-M * RoundToInt(2^M * x) rather than from any host
+//! rounding instruction.
+template <class T>
+T round_scale_elem(T x, int64_t imm, uint32_t mxcsr, uint32_t& flags) {
+  using B = FloatBits<T>;
+  using U = typename B::U;
+  constexpr int kMant = sizeof(T) == 4 ? 23 : 52;
+  constexpr int kBias = sizeof(T) == 4 ? 127 : 1023;
+  constexpr U kSign = U(1) << (sizeof(T) * 8 - 1);
+  const int scale = int((imm >> 4) & 15);
+  U u;
+  std::memcpy(&u, &x, sizeof u);
+  const U sign = u & kSign;
+  const int exp = int((u & B::kExp) >> kMant);
+  const U frac = u & B::kFraction;
+  if ((u & B::kExp) == B::kExp) {  // NaN or infinity
+    if (frac != 0 && !(frac & B::kQuiet)) flags |= kMxcsrIE;
+    return frac != 0 ? quieted(x) : x;
+  }
+  if (exp == 0 && (frac == 0 || (mxcsr & kMxcsrDaz))) {  // zero, or a denormal read as zero
+    std::memcpy(&x, &sign, sizeof sign);
+    return x;
+  }
+  // x = significand * 2^low_exp.
+  const uint64_t significand = exp ? uint64_t(frac) | (uint64_t(1) << kMant) : uint64_t(frac);
+  const int low_exp = (exp ? exp : 1) - kBias - kMant;
+  const int dropped = -low_exp - scale;  // significand bits below 2^-M
+  if (dropped <= 0) return x;
+  uint64_t q = 0;
+  bool inexact = true, above_half = false, exactly_half = false;
+  if (dropped < 64) {
+    q = significand >> dropped;
+    const uint64_t rest = significand & ((uint64_t(1) << dropped) - 1);
+    const uint64_t half = uint64_t(1) << (dropped - 1);
+    inexact = rest != 0;
+    above_half = rest > half;
+    exactly_half = rest == half;
+  }
+  const uint32_t rc = (imm & 4) ? (mxcsr >> kMxcsrRcShift) & 3 : uint32_t(imm & 3);
+  switch (rc) {
+    case 0: q += (above_half || (exactly_half && (q & 1))) ? 1 : 0; break;  // nearest even
+    case 1: q += (sign && inexact) ? 1 : 0; break;                           // toward -inf
+    case 2: q += (!sign && inexact) ? 1 : 0; break;                          // toward +inf
+    default: break;                                                          // toward zero
+  }
+  if (inexact && !(imm & 8)) flags |= kMxcsrPE;
+  // q <= 2^kMant + 1 and 2^-M >= 2^-15: q * 2^-M is exact and normal.
+  U r = sign;
+  if (q != 0) {
+    const T magnitude = std::ldexp(T(q), -scale);
+    std::memcpy(&r, &magnitude, sizeof r);
+    r |= sign;
+  }
+  std::memcpy(&x, &r, sizeof r);
+  return x;
+}
+
+template <class T>
+void exec_round_scale(const Inst& i, Frame& fr) {
+  const uint64_t active = active_mask(i, fr, i.scalar ? 2 : 1);
+  const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
+  const int n = i.scalar ? 1 : elem_count(i);
+  uint8_t* const dst = fr.bytes(i.dst);
+  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
+  else std::memset(dst, 0, 64);
+  uint32_t flags = 0;
+  for (int e = 0; e < n; ++e)
+    if ((active >> e) & 1)
+      fr.set<T>(i.dst, e, round_scale_elem(fr.get<T>(src, e), i.imm, fr.state.mxcsr, flags));
+  if (!i.sae) fr.state.mxcsr |= flags;
+}
 
 // ---- Element loops ----------------------------------------------------------------
 
@@ -203,7 +344,9 @@ int fixed_operands(const Inst& i) {
   switch (i.op) {
     case Op::kFma: return 3;
     case Op::kFSqrt: return i.scalar ? 2 : 1;
-    case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: return 1;
+    case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: case Op::kCvtI32F64:
+    case Op::kCvtF64I32: case Op::kCvtF64I32Trunc: return 1;
+    case Op::kCvtF32F64: case Op::kCvtF64F32: return i.scalar ? 2 : 1;
     default: return 2;
   }
 }
@@ -223,7 +366,11 @@ void exec_arith(const Inst& i, Frame& fr) {
     if (!((active >> e) & 1)) continue;
     const T a = fr.get<T>(i.src[0], e);
     T r;
-    if (i.op == Op::kFma) r = fma_elem(i.imm, a, fr.get<T>(i.src[1], e), fr.get<T>(i.src[2], e));
+    if (i.op == Op::kFma) {
+      // vfmaddsub/vfmsubadd: odd elements negate the addend the other way.
+      const int64_t imm = ((i.imm & 16) && (e & 1)) ? i.imm ^ 2 : i.imm;
+      r = fma_elem(imm, a, fr.get<T>(i.src[1], e), fr.get<T>(i.src[2], e));
+    }
     else if (i.op == Op::kFSqrt && !i.scalar) r = binary_elem(i.op, a, a);
     else r = binary_elem(i.op, a, fr.get<T>(i.src[1], e));
     fr.set<T>(i.dst, e, r);
@@ -245,17 +392,29 @@ void exec_compare(const Inst& i, Frame& fr) {
   }
 }
 
+//! Conversions, element e of the source (elem2) to element e of the result
+//! (elem). A narrowing conversion of a 128-bit source fills only the low
+//! half; the rest is zero. Scalar forms convert element 0 of src1 and take
+//! the rest of the 128-bit result from src0.
 void exec_convert(const Inst& i, Frame& fr) {
   const uint64_t active = active_mask(i, fr, fixed_operands(i));
-  const int n = elem_count(i);
-  std::memset(fr.bytes(i.dst), 0, 64);
+  const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
+  const int src_count = fr.function->values[src].bits / 8 / ir::elem_bytes(i.elem2);
+  const int n = i.scalar ? 1 : std::min(elem_count(i), src_count);
+  if (i.scalar) std::memcpy(fr.bytes(i.dst), fr.bytes(i.src[0]), 16);
+  else std::memset(fr.bytes(i.dst), 0, 64);
   GuestMxcsr env(fr.state, i);
   for (int e = 0; e < n; ++e) {
     if (!((active >> e) & 1)) continue;
     switch (i.op) {
-      case Op::kCvtI32F32: fr.set<float>(i.dst, e, cvt_i32_f32(fr.get<int32_t>(i.src[0], e))); break;
-      case Op::kCvtF32I32: fr.set<int32_t>(i.dst, e, cvt_f32_i32(fr.get<float>(i.src[0], e))); break;
-      default: fr.set<int32_t>(i.dst, e, cvtt_f32_i32(fr.get<float>(i.src[0], e))); break;
+      case Op::kCvtI32F32: fr.set<float>(i.dst, e, cvt_i32_f32(fr.get<int32_t>(src, e))); break;
+      case Op::kCvtF32I32: fr.set<int32_t>(i.dst, e, cvt_f32_i32(fr.get<float>(src, e))); break;
+      case Op::kCvtF32I32Trunc: fr.set<int32_t>(i.dst, e, cvtt_f32_i32(fr.get<float>(src, e))); break;
+      case Op::kCvtI32F64: fr.set<double>(i.dst, e, cvt_i32_f64(fr.get<int32_t>(src, e))); break;
+      case Op::kCvtF32F64: fr.set<double>(i.dst, e, cvt_f32_f64(fr.get<float>(src, e))); break;
+      case Op::kCvtF64F32: fr.set<float>(i.dst, e, cvt_f64_f32(fr.get<double>(src, e))); break;
+      case Op::kCvtF64I32: fr.set<int32_t>(i.dst, e, cvt_f64_i32(fr.get<double>(src, e))); break;
+      default: fr.set<int32_t>(i.dst, e, cvtt_f64_i32(fr.get<double>(src, e))); break;
     }
   }
 }
@@ -274,8 +433,21 @@ bool exec_float(const Inst& i, Frame& fr) {
       if (f64) exec_compare<double>(i, fr);
       else exec_compare<float>(i, fr);
       return true;
-    case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc:
+    case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: case Op::kCvtI32F64:
+    case Op::kCvtF32F64: case Op::kCvtF64F32: case Op::kCvtF64I32: case Op::kCvtF64I32Trunc:
       exec_convert(i, fr);
+      return true;
+    case Op::kCvtIntF:
+      if (f64) exec_convert_from_int<double>(i, fr);
+      else exec_convert_from_int<float>(i, fr);
+      return true;
+    case Op::kRndScale:
+      if (f64) exec_round_scale<double>(i, fr);
+      else exec_round_scale<float>(i, fr);
+      return true;
+    case Op::kComiF: case Op::kUcomiF:
+      if (f64) exec_compare_flags<double>(i, fr);
+      else exec_compare_flags<float>(i, fr);
       return true;
     default: return false;
   }

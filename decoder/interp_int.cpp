@@ -2,6 +2,7 @@
 // saturation, multiplies, min/max/abs, bitwise logic and ternlog, shifts and
 // rotates, byte shifts, and integer compares/tests into masks. Plain scalar
 // loops per element, written from the Intel SDM.
+#include <bit>
 #include <limits>
 #include <type_traits>
 
@@ -77,6 +78,15 @@ bool exec_arith(const Inst& i, Frame& fr) {
     case Op::kMulLo:  // low half of the product: the same for signed and unsigned
       map_elems<U>(i, fr, [&](int k) { return U(uint64_t(ua(k)) * uint64_t(ub(k))); });
       return true;
+    case Op::kMulHiS:
+      map_elems<U>(i, fr, [&](int k) { return U((__int128(sa(k)) * sb(k)) >> kBits); });
+      return true;
+    case Op::kMulHiU:
+      map_elems<U>(i, fr, [&](int k) { return U((unsigned __int128)(ua(k)) * ub(k) >> kBits); });
+      return true;
+    case Op::kMulHiRS:  // bits 30..15 of the product, rounded at bit 14
+      map_elems<U>(i, fr, [&](int k) { return U(((int64_t(sa(k)) * sb(k) >> 14) + 1) >> 1); });
+      return true;
     case Op::kAvgU:
       map_elems<U>(i, fr, [&](int k) { return U((uint64_t(ua(k)) + ub(k) + 1) >> 1); });
       return true;
@@ -86,6 +96,16 @@ bool exec_arith(const Inst& i, Frame& fr) {
     case Op::kMaxU: map_elems<U>(i, fr, [&](int k) { return ua(k) > ub(k) ? ua(k) : ub(k); }); return true;
     case Op::kAbs:  // the most negative value stays as it is (its negation wraps)
       map_elems<U>(i, fr, [&](int k) { return sa(k) < 0 ? U(U(0) - ua(k)) : ua(k); });
+      return true;
+    case Op::kLzcnt: map_elems<U>(i, fr, [&](int k) { return U(std::countl_zero(ua(k))); }); return true;
+    case Op::kPopcnt: map_elems<U>(i, fr, [&](int k) { return U(std::popcount(ua(k))); }); return true;
+    case Op::kConflict:
+      map_elems<U>(i, fr, [&](int k) {
+        U bits = 0;
+        for (int j = 0; j < k; ++j)
+          if (ua(j) == ua(k)) bits = U(bits | (U(1) << j));
+        return bits;
+      });
       return true;
     default: break;
   }
@@ -99,6 +119,16 @@ bool exec_arith(const Inst& i, Frame& fr) {
     return n == 0 ? x : U(U(x << n) | U(x >> (kBits - n)));
   };
   auto ror = [&](U x, uint64_t n) { return rol(x, kBits - n % kBits); };
+  // Concatenating shifts: n = 0 leaves a unchanged (no bit of b comes in).
+  auto concat_shl = [](U a, U b, uint64_t n) {
+    n %= kBits;
+    return n == 0 ? a : U(U(a << n) | U(b >> (kBits - n)));
+  };
+  auto concat_shr = [](U a, U b, uint64_t n) {
+    n %= kBits;
+    return n == 0 ? a : U(U(a >> n) | U(b << (kBits - n)));
+  };
+  auto uc = [&](int k) { return fr.get<U>(i.src[2], k); };
   const uint64_t imm = uint64_t(i.imm) & 0xff;
   const uint64_t vec_count = i.nsrc > 1 ? fr.u64(b) : 0;  // low 64 bits of src1
   switch (i.op) {
@@ -115,6 +145,18 @@ bool exec_arith(const Inst& i, Frame& fr) {
     case Op::kRorImm: map_elems<U>(i, fr, [&](int k) { return ror(ua(k), imm); }); return true;
     case Op::kRolVar: map_elems<U>(i, fr, [&](int k) { return rol(ua(k), ub(k)); }); return true;
     case Op::kRorVar: map_elems<U>(i, fr, [&](int k) { return ror(ua(k), ub(k)); }); return true;
+    case Op::kConcatShlImm:
+      map_elems<U>(i, fr, [&](int k) { return concat_shl(ua(k), ub(k), imm); });
+      return true;
+    case Op::kConcatShrImm:
+      map_elems<U>(i, fr, [&](int k) { return concat_shr(ua(k), ub(k), imm); });
+      return true;
+    case Op::kConcatShlVar:
+      map_elems<U>(i, fr, [&](int k) { return concat_shl(ua(k), ub(k), uc(k)); });
+      return true;
+    case Op::kConcatShrVar:
+      map_elems<U>(i, fr, [&](int k) { return concat_shr(ua(k), ub(k), uc(k)); });
+      return true;
     default: return false;
   }
 }
@@ -148,6 +190,38 @@ void exec_maddubsw(const Inst& i, Frame& fr) {
     for (int j = 2 * k; j < 2 * k + 2; ++j)
       sum += int64_t(fr.get<uint8_t>(i.src[0], j)) * fr.get<int8_t>(i.src[1], j);
     return saturate<uint16_t>(sum, true);
+  });
+}
+
+//! SadBW: each qword = sum of the absolute differences of its 8 unsigned
+//! byte pairs, zero-extended.
+void exec_sad_bw(const Inst& i, Frame& fr) {
+  map_elems<uint64_t>(i, fr, [&](int k) {
+    uint64_t sum = 0;
+    for (int j = 8 * k; j < 8 * k + 8; ++j) {
+      const int d = int(fr.get<uint8_t>(i.src[0], j)) - int(fr.get<uint8_t>(i.src[1], j));
+      sum += uint64_t(d < 0 ? -d : d);
+    }
+    return sum;
+  });
+}
+
+//! VNNI dot products: each dword = acc + the products of its word (DotWSSD,
+//! s16 x s16) or byte (DotBUSD, u8 x s8) pairs, modulo 2^32 or, for the S
+//! forms, saturated to the s32 range.
+void exec_dot(const Inst& i, Frame& fr) {
+  const bool bytes = i.op == Op::kDotBUSD || i.op == Op::kDotBUSDS;
+  const bool saturating = i.op == Op::kDotWSSDS || i.op == Op::kDotBUSDS;
+  map_elems<uint32_t>(i, fr, [&](int k) {
+    int64_t sum = fr.get<int32_t>(i.src[0], k);
+    if (bytes) {
+      for (int j = 4 * k; j < 4 * k + 4; ++j)
+        sum += int64_t(fr.get<uint8_t>(i.src[1], j)) * fr.get<int8_t>(i.src[2], j);
+    } else {
+      for (int j = 2 * k; j < 2 * k + 2; ++j)
+        sum += int64_t(fr.get<int16_t>(i.src[1], j)) * fr.get<int16_t>(i.src[2], j);
+    }
+    return saturating ? saturate<uint32_t>(sum, true) : uint32_t(uint64_t(sum));
   });
 }
 
@@ -237,6 +311,10 @@ bool exec_integer(const Inst& i, Frame& fr) {
     case Op::kMulDQ: exec_mul_even_dwords(i, fr, true); return true;
     case Op::kMAddWD: exec_maddwd(i, fr); return true;
     case Op::kMAddUBSW: exec_maddubsw(i, fr); return true;
+    case Op::kSadBW: exec_sad_bw(i, fr); return true;
+    case Op::kDotWSSD: case Op::kDotBUSD: case Op::kDotWSSDS: case Op::kDotBUSDS:
+      exec_dot(i, fr);
+      return true;
     case Op::kAnd: case Op::kAndN: case Op::kOr: case Op::kXor: case Op::kTernlog:
       exec_bitwise(i, fr);
       return true;

@@ -60,12 +60,53 @@ void exec_shufb(const Inst& i, Frame& fr, Result& r) {
   }
 }
 
-//! vpshufd: per 128-bit lane, dword j = dword (imm >> 2j) & 3 of the lane.
+//! vpshufd/vpermilps imm: per 128-bit lane, dword j = dword (imm >> 2j) & 3
+//! of the lane. vpermilpd imm (qwords): element e = element (imm >> e) & 1
+//! of its lane, one imm bit per element of the whole vector.
 void exec_shuf_imm(const Inst& i, Frame& fr, Result& r) {
   const uint8_t* a = fr.bytes(i.src[0]);
-  for (int e = 0; e < i.bits / 32; ++e) {
-    const int lane = e / 4 * 4;
-    set_elem(r.bytes, 4, e, elem_u(a, 4, lane + int((i.imm >> (2 * (e % 4))) & 3)));
+  const int eb = ir::elem_bytes(i.elem);
+  for (int e = 0; e < elem_count(i); ++e) {
+    const int per_lane = kLaneBytes / eb, lane = e / per_lane * per_lane;
+    const int sel = eb == 8 ? int((i.imm >> e) & 1) : int((i.imm >> (2 * (e % 4))) & 3);
+    set_elem(r.bytes, eb, e, elem_u(a, eb, lane + sel));
+  }
+}
+
+//! vpshuflw/vpshufhw: per 128-bit lane, the low (or high) four words are
+//! words (imm >> 2j) & 3 of that half; the other four are copied.
+void exec_shuf_words(const Inst& i, Frame& fr, Result& r) {
+  const uint8_t* a = fr.bytes(i.src[0]);
+  const int shuffled = i.op == Op::kShufWordsHi ? 4 : 0;
+  for (int e = 0; e < i.bits / 16; ++e) {
+    const int lane = e / 8 * 8, k = e % 8;
+    const bool moves = k >= shuffled && k < shuffled + 4;
+    const int from = moves ? lane + shuffled + int((i.imm >> (2 * (k - shuffled))) & 3) : e;
+    set_elem(r.bytes, 2, e, elem_u(a, 2, from));
+  }
+}
+
+//! vshufps: per 128-bit lane, dwords 0-1 from a and 2-3 from b, dword j
+//! being element (imm >> 2j) & 3 of that source's lane. vshufpd: per lane,
+//! qword 0 from a and qword 1 from b, element e picking (imm >> e) & 1.
+void exec_shuf2_imm(const Inst& i, Frame& fr, Result& r) {
+  const int eb = ir::elem_bytes(i.elem), per_lane = kLaneBytes / eb;
+  for (int e = 0; e < elem_count(i); ++e) {
+    const int lane = e / per_lane * per_lane, k = e % per_lane;
+    const ir::ValueId from = k < per_lane / 2 ? i.src[0] : i.src[1];
+    const int sel = eb == 8 ? int((i.imm >> e) & 1) : int((i.imm >> (2 * k)) & 3);
+    set_elem(r.bytes, eb, e, elem_u(fr.bytes(from), eb, lane + sel));
+  }
+}
+
+//! vpermilps/pd by vector: per 128-bit lane, element e = element idx[e] of
+//! a's lane, idx being bits 1:0 of the dword (ps) or bit 1 of the qword (pd).
+void exec_permil_var(const Inst& i, Frame& fr, Result& r) {
+  const int eb = ir::elem_bytes(i.elem), per_lane = kLaneBytes / eb;
+  for (int e = 0; e < elem_count(i); ++e) {
+    const uint64_t idx = elem_u(fr.bytes(i.src[1]), eb, e);
+    const int sel = eb == 8 ? int((idx >> 1) & 1) : int(idx & 3);
+    set_elem(r.bytes, eb, e, elem_u(fr.bytes(i.src[0]), eb, e / per_lane * per_lane + sel));
   }
 }
 
@@ -270,6 +311,16 @@ bool exec_shuffle(const Inst& i, Frame& fr) {
       break;
     case Op::kShufImm:
       exec_shuf_imm(i, fr, r);
+      break;
+    case Op::kShufWordsLo:
+    case Op::kShufWordsHi:
+      exec_shuf_words(i, fr, r);
+      break;
+    case Op::kShuf2Imm:
+      exec_shuf2_imm(i, fr, r);
+      break;
+    case Op::kPermilVar:
+      exec_permil_var(i, fr, r);
       break;
     case Op::kUnpackLo:
     case Op::kUnpackHi:

@@ -253,7 +253,7 @@ bool interpret_ir(const ir::Function& f, CpuState& state, std::string* error) {
   interp::Frame fr(f, state);
   for (const ir::Inst& i : f.insts) {
     if (interp::exec_core(i, fr) || interp::exec_integer(i, fr) || interp::exec_float(i, fr) ||
-        interp::exec_shuffle(i, fr))
+        interp::exec_shuffle(i, fr) || interp::exec_crypto(i, fr))
       continue;
     if (error) *error = std::string("interpreter has no implementation of ") + ir::op_name(i.op);
     return false;

@@ -52,6 +52,7 @@ inline uint64_t active_mask(const ir::Inst& i, const Frame& fr, int fixed_operan
 bool exec_integer(const ir::Inst& inst, Frame& fr);  // interp_int.cpp
 bool exec_float(const ir::Inst& inst, Frame& fr);    // interp_fp.cpp
 bool exec_shuffle(const ir::Inst& inst, Frame& fr);  // interp_shuffle.cpp
+bool exec_crypto(const ir::Inst& inst, Frame& fr);   // interp_crypto.cpp
 
 }  // namespace interp
 }  // namespace avx512emu

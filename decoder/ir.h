@@ -61,9 +61,17 @@ enum class Kind : uint8_t { kNone, kVec, kMask, kGpr };
   X(MulDQ, kVec, 2)          /* s32 x s32 -> s64 from the even dwords */                       \
   X(MAddWD, kVec, 2)         /* s16 pairs -> s32 sums */                                      \
   X(MAddUBSW, kVec, 2)       /* u8 x s8 pairs -> saturated s16 sums */                       \
+  X(DotWSSD, kVec, 3)        /* acc, a, b: acc + two s16 x s16 products per dword, wrapping */ \
+  X(DotBUSD, kVec, 3)        /* acc, a, b: acc + four u8(a) x s8(b) products per dword, wrapping */ \
+  X(DotWSSDS, kVec, 3) X(DotBUSDS, kVec, 3) /* the same sums, saturated to s32 */                \
+  X(MulHiS, kVec, 2) X(MulHiU, kVec, 2) /* high half of the signed/unsigned product */         \
+  X(MulHiRS, kVec, 2)        /* s16 x s16 -> (product + 0x4000) >> 15, low 16 bits */          \
+  X(SadBW, kVec, 2)          /* per qword: sum of |a - b| over its 8 u8 pairs */               \
   X(AvgU, kVec, 2)                                                                             \
   X(MinS, kVec, 2) X(MinU, kVec, 2) X(MaxS, kVec, 2) X(MaxU, kVec, 2)                         \
   X(Abs, kVec, 1)                                                                              \
+  X(Lzcnt, kVec, 1) X(Popcnt, kVec, 1) /* per element: leading zero bits / set bits */        \
+  X(Conflict, kVec, 1)       /* element i: bit j set for each j < i with src[j] == src[i] */  \
   X(And, kVec, 2) X(AndN, kVec, 2) X(Or, kVec, 2) X(Xor, kVec, 2)                             \
   X(Ternlog, kVec, 3)        /* imm = truth table, bit (a<<2|b<<1|c) */                       \
   X(ShlImm, kVec, 1) X(ShrImm, kVec, 1) X(SarImm, kVec, 1)                                     \
@@ -71,21 +79,39 @@ enum class Kind : uint8_t { kNone, kVec, kMask, kGpr };
   X(ShlVar, kVec, 2) X(ShrVar, kVec, 2) X(SarVar, kVec, 2)                                     \
   X(RolImm, kVec, 1) X(RorImm, kVec, 1) X(RolVar, kVec, 2) X(RorVar, kVec, 2)                 \
   X(ByteShlImm, kVec, 1) X(ByteShrImm, kVec, 1) /* per 128-bit lane, imm bytes */             \
+  /* Concatenating shifts (vpshld/vpshrd): a shifted by n = count mod width, the vacated */      \
+  /* bits filled from the far end of b; count = imm, or per element from src2 (Var). */         \
+  X(ConcatShlImm, kVec, 2) X(ConcatShrImm, kVec, 2)                                            \
+  X(ConcatShlVar, kVec, 3) X(ConcatShrVar, kVec, 3)                                            \
   /* Floating point. Optional last operand: mask of active elements; inactive */              \
   /* elements must not raise MXCSR flags. `rounding`/`sae` override MXCSR. */                 \
   X(FAdd, kVec, -1) X(FSub, kVec, -1) X(FMul, kVec, -1) X(FDiv, kVec, -1)                     \
   X(FMin, kVec, -1) X(FMax, kVec, -1) X(FSqrt, kVec, -1)                                       \
-  X(Fma, kVec, -1)           /* a*b+c; imm bit0 negates a*b, bit1 negates c */                \
+  X(Fma, kVec, -1)           /* a*b+c; imm bit0 negates a*b, bit1 c, bit4 flips bit1 in odd elems */ \
   X(CvtI32F32, kVec, -1) X(CvtF32I32, kVec, -1) X(CvtF32I32Trunc, kVec, -1)                   \
+  X(CvtI32F64, kVec, -1) X(CvtF32F64, kVec, -1) /* widening: elem2 source elements */        \
+  X(CvtF64F32, kVec, -1) X(CvtF64I32, kVec, -1) X(CvtF64I32Trunc, kVec, -1) /* narrowing */   \
+                             /* scalar: element 0 of src1 converted, the rest from src0 */     \
+  X(CvtIntF, kVec, -1)       /* src0 = upper, src1 = gpr: element 0 = the elem2-wide integer, */ \
+                             /* imm 1 = unsigned; rounded by MXCSR or {er} */                 \
+  X(RndScale, kVec, -1)      /* vrndscale: round to a multiple of 2^-imm[7:4]; imm[3] no PE, */ \
+                             /* imm[2] MXCSR.RC else imm[1:0]; scalar: element 0 of src1 */    \
   /* Compares into a mask (bits beyond the element count are 0). */                           \
   X(CmpS, kMask, 2) X(CmpU, kMask, 2) /* imm = VPCMP predicate 0..7 */                       \
   X(CmpF, kMask, -1)         /* imm = VCMPPS predicate 0..31; optional active mask */        \
+  X(ComiF, kGpr, -1) X(UcomiF, kGpr, -1) /* a, b: RFLAGS (ZF, PF, CF) of element 0's order; */ \
+                             /* Comi signals on any NaN, Ucomi on SNaN only */               \
   X(TestM, kMask, 2) X(TestNM, kMask, 2)                                                       \
   X(VecToMask, kMask, 1)     /* sign bit of each element */                                  \
   X(MaskToVec, kVec, 1)      /* each element all-ones where the mask bit is set */           \
   /* Shuffles and permutes. */                                                                 \
   X(Shufb, kVec, 2)          /* pshufb within 128-bit lanes */                                \
-  X(ShufImm, kVec, 1)        /* pshufd-style imm within 128-bit lanes */                      \
+  X(ShufImm, kVec, 1)        /* per 128-bit lane by imm: dwords 2 bits each (vpshufd), */     \
+                             /* qwords imm bit e for element e (vpermilpd) */                 \
+  X(ShufWordsLo, kVec, 1) X(ShufWordsHi, kVec, 1) /* vpshuflw/hw: 4 words of a lane by imm */  \
+  X(Shuf2Imm, kVec, 2)       /* a, b: vshufps/pd: per lane, low half from a, high from b */   \
+  X(PermilVar, kVec, 2)      /* a, idx: per lane, element idx of a (dwords idx & 3, */         \
+                             /* qwords bit 1 of idx) */                                       \
   X(UnpackLo, kVec, 2) X(UnpackHi, kVec, 2)                                                    \
   X(AlignR, kVec, 2)         /* palignr per 128-bit lane: (a:b) >> imm bytes */             \
   X(PermIdx, kVec, 2)        /* idx, table: out[i] = table[idx[i] mod n] */                  \
@@ -98,6 +124,9 @@ enum class Kind : uint8_t { kNone, kVec, kMask, kGpr };
   X(BroadcastElem, kVec, 1)  /* element 0 of src0 repeated */                                \
   X(Compress, kVec, 2) X(Expand, kVec, 2) /* a, mask */                                       \
   X(CompressMask, kMask, 1)  /* (1 << popcount(mask within bits/elem)) - 1 */                \
+  /* Per 128-bit lane cryptography: a = state or multiplicand, b = round key or multiplier. */ \
+  X(AesEnc, kVec, 2) X(AesEncLast, kVec, 2) X(AesDec, kVec, 2) X(AesDecLast, kVec, 2)          \
+  X(ClMul, kVec, 2)          /* carry-less product of a's qword imm bit 0, b's imm bit 4 */    \
   /* Width changes: elem = destination, elem2 = source element. */                            \
   X(ZeroExtend, kVec, 1) X(SignExtend, kVec, 1)                                                \
   X(Truncate, kVec, 1) X(TruncSatS, kVec, 1) X(TruncSatU, kVec, 1)                             \

@@ -80,6 +80,11 @@ class Lowerer {
     switch (op) {
       case Op::kShufb:
       case Op::kShufImm:
+      case Op::kShufWordsLo:
+      case Op::kShufWordsHi:
+      case Op::kShuf2Imm:
+      case Op::kPermilVar:
+      case Op::kSadBW:
       case Op::kUnpackLo:
       case Op::kUnpackHi:
       case Op::kAlignR:
@@ -90,6 +95,7 @@ class Lowerer {
       case Op::kValign:
       case Op::kPackSS:
       case Op::kPackUS:
+      case Op::kConflict:  // element i depends on every element before it
         return true;
       default:
         return false;
@@ -194,6 +200,27 @@ class Lowerer {
     return index < d_.operand_count && d_.ops[index].kind == OperandKind::kImm;
   }
 
+  //! Element 0 of `v` moved to element `index` of a 128-bit value whose
+  //! other elements come from `base` (byte shifts then a one-bit Select).
+  ValueId place_element(ValueId v, int index, ValueId base, Elem e) {
+    const int eb = ir::elem_bytes(e);
+    Inst shl = inst(Op::kByteShlImm, 128, Elem::kI8);
+    add_src(shl, v);
+    shl.imm = index * eb;
+    Inst sel = inst(Op::kSelect, 128, e);
+    add_src(sel, const_mask(1ull << index));
+    add_src(sel, emit(shl));
+    add_src(sel, base);
+    return emit(sel);
+  }
+  //! Element `index` of the 128-bit value `v` moved to element 0.
+  ValueId element_to_low(ValueId v, int index, Elem e) {
+    Inst shr = inst(Op::kByteShrImm, 128, Elem::kI8);
+    add_src(shr, v);
+    shr.imm = index * ir::elem_bytes(e);
+    return emit(shr);
+  }
+
   bool lower_form(std::string& error);
   bool lower_mask_form(std::string& error);
 
@@ -292,9 +319,13 @@ bool Lowerer::lower_form(std::string& error) {
     case Form::kBinary: {
       const uint16_t bits = scalar ? 128 : vl;
       const ValueId a = read_vec(o[1].reg, std::max<uint16_t>(o[1].bits, 128));
-      const ValueId bv = row_.form == Form::kShift ? read_whole(o[2]) : read_source(o[2], bits, e);
+      // elem2 is the second source's element type (vpack*, vcvtss2sd: wider or narrower).
+      const ValueId bv =
+          row_.form == Form::kShift ? read_whole(o[2]) : read_source(o[2], bits, row_.elem2);
       const int64_t imm = has_imm(3) ? immediate(3) : std::max<int16_t>(row_.imm, 0);
-      write_dest(o[0], apply(row_.op, bits, {a, bv}, imm), bits, e, scalar);
+      const ValueId r = (row_.flags & kRowSwapSources) ? apply(row_.op, bits, {bv, a}, imm)
+                                                       : apply(row_.op, bits, {a, bv}, imm);
+      write_dest(o[0], r, bits, e, scalar);
       return true;
     }
     case Form::kPermute: {
@@ -308,11 +339,22 @@ bool Lowerer::lower_form(std::string& error) {
       }
       return true;
     }
-    case Form::kTernlog: {
+    case Form::kPermuteInLane: {
+      if (has_imm(2)) {
+        const ValueId a = read_source(o[1], vl, e);
+        write_dest(o[0], apply(Op::kShufImm, vl, {a}, immediate(2)), vl, e);
+      } else {
+        const ValueId a = read_vec(o[1].reg, vl);
+        const ValueId idx = read_source(o[2], vl, e);
+        write_dest(o[0], apply(row_.op, vl, {a, idx}), vl, e);
+      }
+      return true;
+    }
+    case Form::kTernary: {
       const ValueId a = read_vec(o[0].reg, vl);
       const ValueId bv = read_vec(o[1].reg, vl);
       const ValueId c = read_source(o[2], vl, e);
-      write_dest(o[0], apply(Op::kTernlog, vl, {a, bv, c}, immediate(3)), vl, e);
+      write_dest(o[0], apply(row_.op, vl, {a, bv, c}, has_imm(3) ? immediate(3) : 0), vl, e);
       return true;
     }
     case Form::kFma: {
@@ -336,6 +378,14 @@ bool Lowerer::lower_form(std::string& error) {
         m = emit(k);
       }
       write_mask(o[0].reg, m, 64);
+      return true;
+    }
+    case Form::kCompareFlags: {
+      const ValueId a = read_vec(o[0].reg, 128);
+      const ValueId bv = read_source(o[1], 128, e);
+      Inst w = inst(Op::kWriteFlags, 64, e);
+      add_src(w, apply(row_.op, 128, {a, bv}));
+      pending_writes_.push_back(w);
       return true;
     }
     case Form::kBlend: {
@@ -416,12 +466,107 @@ bool Lowerer::lower_form(std::string& error) {
       write_dest(o[0], emit(ins), vl, e);
       return true;
     }
+    case Form::kExtractElem: {
+      const int eb = ir::elem_bytes(e);
+      const int index = int(immediate(2)) & (16 / eb - 1);
+      Inst t = inst(Op::kVecToGpr, 64, e);
+      add_src(t, element_to_low(read_vec(o[1].reg, 128), index, e));
+      t.imm = eb * 8;
+      const ValueId v = emit(t);
+      if (o[0].kind == OperandKind::kMem) {
+        Inst st = inst(Op::kStore, uint16_t(eb * 8), e);
+        add_src(st, address(o[0]));
+        add_src(st, v);
+        pending_writes_.push_back(st);
+      } else {  // r32 (zero-extended to 64) or r64
+        Inst w = inst(Op::kWriteGpr, o[0].bits, e);
+        w.reg = o[0].reg;
+        add_src(w, v);
+        pending_writes_.push_back(w);
+      }
+      return true;
+    }
+    case Form::kInsertElem: {
+      const int eb = ir::elem_bytes(e);
+      const ValueId base = read_vec(o[1].reg, 128);
+      ValueId g;
+      if (o[2].kind == OperandKind::kGpr) {
+        Inst r = inst(Op::kReadGpr, 64, e);
+        r.reg = o[2].reg;
+        g = emit(r);
+      } else {
+        Inst ld = inst(Op::kLoadGpr, 64, e);
+        add_src(ld, address(o[2]));
+        ld.imm = eb;
+        g = emit(ld);
+      }
+      Inst v = inst(Op::kGprToVec, 128, e);
+      add_src(v, g);
+      v.imm = eb * 8;
+      write_dest(o[0], place_element(emit(v), int(immediate(3)) & (16 / eb - 1), base, e), 128, e);
+      return true;
+    }
+    case Form::kInsertPs: {
+      const int imm = int(immediate(3));
+      const ValueId base = read_vec(o[1].reg, 128);
+      // The register form takes element imm[7:6]; the m32 form reads that one element.
+      const ValueId src = o[2].kind == OperandKind::kVec
+                              ? element_to_low(read_vec(o[2].reg, 128), (imm >> 6) & 3, e)
+                              : read_whole(o[2]);
+      const ValueId placed = place_element(src, (imm >> 4) & 3, base, e);
+      Inst zero = inst(Op::kSelect, 128, e);
+      add_src(zero, const_mask(~uint64_t(imm) & 0xf));
+      add_src(zero, placed);
+      add_src(zero, zero_vec(128));
+      write_dest(o[0], emit(zero), 128, e);
+      return true;
+    }
+    case Form::kConvertFromGpr: {
+      const ValueId upper = read_vec(o[1].reg, 128);
+      const bool wide = o[2].kind == OperandKind::kGpr ? o[2].bits == 64 : o[2].mem.bytes == 8;
+      ValueId g;
+      if (o[2].kind == OperandKind::kGpr) {
+        Inst r = inst(Op::kReadGpr, 64, e);
+        r.reg = o[2].reg;
+        g = emit(r);
+      } else {
+        Inst ld = inst(Op::kLoadGpr, 64, e);
+        add_src(ld, address(o[2]));
+        ld.imm = wide ? 8 : 4;
+        g = emit(ld);
+      }
+      Inst cv = inst(Op::kCvtIntF, 128, e);
+      cv.elem2 = wide ? Elem::kI64 : Elem::kI32;
+      cv.scalar = true;
+      cv.imm = row_.imm;
+      cv.rounding = d_.rounding;
+      cv.sae = d_.sae;
+      add_src(cv, upper);
+      add_src(cv, g);
+      write_dest(o[0], emit(cv), 128, e);
+      return true;
+    }
     case Form::kWiden: {
       const int ratio = ir::elem_bytes(e) / ir::elem_bytes(row_.elem2);
       const uint16_t src_bits = uint16_t(vl / ratio);
       ValueId src;
       if (o[1].kind == OperandKind::kVec) {
         src = read_vec(o[1].reg, std::max<uint16_t>(src_bits, 128));
+      } else if (d_.broadcast) {
+        // {1toN}: the fault mask must not count elements past the
+        // destination's, which a 128-bit load of a 64-bit source would.
+        Inst ld = inst(Op::kLoadBroadcast, std::max<uint16_t>(src_bits, 128), row_.elem2);
+        add_src(ld, address(o[1]));
+        if (opmask() != ir::kNoValue) {
+          Inst k = inst(Op::kKAnd, 64, e);
+          add_src(k, opmask());
+          add_src(k, const_mask(vl / (ir::elem_bytes(e) * 8) >= 64
+                                    ? ~0ull
+                                    : (1ull << (vl / (ir::elem_bytes(e) * 8))) - 1));
+          add_src(ld, emit(k));
+        }
+        ld.imm = o[1].mem.bytes;
+        src = emit(ld);
       } else {
         const ValueId addr = address(o[1]);
         Inst ld = inst(opmask() != ir::kNoValue ? Op::kLoadMasked : Op::kLoad,
@@ -437,7 +582,7 @@ bool Lowerer::lower_form(std::string& error) {
     case Form::kNarrow: {
       const int ratio = ir::elem_bytes(row_.elem2) / ir::elem_bytes(e);
       const uint16_t dst_bits = uint16_t(vl / ratio);
-      const ValueId src = read_vec(o[1].reg, vl);
+      const ValueId src = read_source(o[1], vl, row_.elem2);
       const ValueId r = apply(row_.op, std::max<uint16_t>(dst_bits, 128), {src});
       write_dest(o[0], r, dst_bits, e);
       return true;
@@ -452,6 +597,14 @@ bool Lowerer::lower_form(std::string& error) {
       Inst v = inst(Op::kMaskToVec, vl, e);
       add_src(v, read_kreg(o[1].reg));
       write_dest(o[0], emit(v), vl, e);
+      return true;
+    }
+    case Form::kBroadcastMask: {
+      Inst g = inst(Op::kMaskToGpr, uint16_t(ir::elem_bytes(row_.elem2) * 8), e);
+      add_src(g, read_kreg(o[1].reg));
+      Inst bc = inst(Op::kBroadcastGpr, vl, e);
+      add_src(bc, emit(g));
+      write_dest(o[0], emit(bc), vl, e);
       return true;
     }
     case Form::kCompress: {

@@ -40,7 +40,8 @@ constexpr SemanticsRow compare(const char* mn, Op op, Elem e, const char* feat, 
                                RoundClass r = NoRnd, uint8_t flags = 0) {
   return row(mn, Form::kCompare, op, e, MD, feat, imm, flags, r);
 }
-// FMA: imm bit0 negates the product, bit1 negates the addend.
+// FMA: imm bit0 negates the product, bit1 negates the addend, bit4 flips
+// bit1 in odd elements (vfmaddsub/vfmsubadd).
 constexpr SemanticsRow fma(const char* mn, Elem e, int16_t negate, uint8_t order, bool scalar) {
   return row(mn, Form::kFma, Op::kFma, e, MZ, "AVX512F", negate,
              uint8_t(order | (scalar ? kRowScalar : 0)), Er);
@@ -117,6 +118,10 @@ constexpr SemanticsRow kRows[] = {
     binary("vpmullq", Op::kMulLo, I64, "AVX512DQ"),
     binary("vpmuludq", Op::kMulUDQ, I64, "AVX512F"),
     binary("vpmuldq", Op::kMulDQ, I64, "AVX512F"),
+    binary("vpmulhw", Op::kMulHiS, I16, "AVX512BW"),
+    binary("vpmulhuw", Op::kMulHiU, I16, "AVX512BW"),
+    binary("vpmulhrsw", Op::kMulHiRS, I16, "AVX512BW"),
+    row("vpsadbw", Form::kBinary, Op::kSadBW, I64, NoMask, "AVX512BW"),
     binary("vpmaddwd", Op::kMAddWD, I32, "AVX512BW"),
     binary("vpmaddubsw", Op::kMAddUBSW, I16, "AVX512BW"),
     binary("vpavgb", Op::kAvgU, I8, "AVX512BW"),
@@ -141,6 +146,19 @@ constexpr SemanticsRow kRows[] = {
     unary("vpabsw", Op::kAbs, I16, "AVX512BW"),
     unary("vpabsd", Op::kAbs, I32, "AVX512F"),
     unary("vpabsq", Op::kAbs, I64, "AVX512F"),
+    unary("vplzcntd", Op::kLzcnt, I32, "AVX512CD"),
+    unary("vplzcntq", Op::kLzcnt, I64, "AVX512CD"),
+    unary("vpconflictd", Op::kConflict, I32, "AVX512CD"),
+    unary("vpconflictq", Op::kConflict, I64, "AVX512CD"),
+    // The source element type (elem2) is the opmask width copied.
+    row("vpbroadcastmb2q", Form::kBroadcastMask, Op::kBroadcastGpr, I64, NoMask, "AVX512CD", -1, 0,
+        NoRnd, I8),
+    row("vpbroadcastmw2d", Form::kBroadcastMask, Op::kBroadcastGpr, I32, NoMask, "AVX512CD", -1, 0,
+        NoRnd, I16),
+    unary("vpopcntb", Op::kPopcnt, I8, "AVX512BITALG"),
+    unary("vpopcntw", Op::kPopcnt, I16, "AVX512BITALG"),
+    unary("vpopcntd", Op::kPopcnt, I32, "AVX512VPOPCNTDQ"),
+    unary("vpopcntq", Op::kPopcnt, I64, "AVX512VPOPCNTDQ"),
 
     // ---- Logic (FP forms are bitwise too; the element type sets masking) ---
     binary("vpandd", Op::kAnd, I32, "AVX512F"),
@@ -159,8 +177,8 @@ constexpr SemanticsRow kRows[] = {
     binary("vorpd", Op::kOr, I64, "AVX512DQ"),
     binary("vxorps", Op::kXor, I32, "AVX512DQ"),
     binary("vxorpd", Op::kXor, I64, "AVX512DQ"),
-    row("vpternlogd", Form::kTernlog, Op::kTernlog, I32, MZ, "AVX512F"),
-    row("vpternlogq", Form::kTernlog, Op::kTernlog, I64, MZ, "AVX512F"),
+    row("vpternlogd", Form::kTernary, Op::kTernlog, I32, MZ, "AVX512F"),
+    row("vpternlogq", Form::kTernary, Op::kTernlog, I64, MZ, "AVX512F"),
 
     // ---- Shifts and rotates (kShift: op is the by-xmm-count variant) ------
     row("vpsllw", Form::kShift, Op::kShlVec, I16, MZ, "AVX512BW"),
@@ -189,6 +207,20 @@ constexpr SemanticsRow kRows[] = {
     binary("vprolvq", Op::kRolVar, I64, "AVX512F"),
     binary("vprorvd", Op::kRorVar, I32, "AVX512F"),
     binary("vprorvq", Op::kRorVar, I64, "AVX512F"),
+    // Concatenating shifts: vpshld/vpshrd shift src1 with bits from src2;
+    // vpshldv/vpshrdv shift dst with bits from src1, by src2's elements.
+    binary("vpshldw", Op::kConcatShlImm, I16, "AVX512VBMI2"),
+    binary("vpshldd", Op::kConcatShlImm, I32, "AVX512VBMI2"),
+    binary("vpshldq", Op::kConcatShlImm, I64, "AVX512VBMI2"),
+    binary("vpshrdw", Op::kConcatShrImm, I16, "AVX512VBMI2"),
+    binary("vpshrdd", Op::kConcatShrImm, I32, "AVX512VBMI2"),
+    binary("vpshrdq", Op::kConcatShrImm, I64, "AVX512VBMI2"),
+    row("vpshldvw", Form::kTernary, Op::kConcatShlVar, I16, MZ, "AVX512VBMI2"),
+    row("vpshldvd", Form::kTernary, Op::kConcatShlVar, I32, MZ, "AVX512VBMI2"),
+    row("vpshldvq", Form::kTernary, Op::kConcatShlVar, I64, MZ, "AVX512VBMI2"),
+    row("vpshrdvw", Form::kTernary, Op::kConcatShrVar, I16, MZ, "AVX512VBMI2"),
+    row("vpshrdvd", Form::kTernary, Op::kConcatShrVar, I32, MZ, "AVX512VBMI2"),
+    row("vpshrdvq", Form::kTernary, Op::kConcatShrVar, I64, MZ, "AVX512VBMI2"),
     row("vpslldq", Form::kUnary, Op::kByteShlImm, I8, NoMask, "AVX512BW"),
     row("vpsrldq", Form::kUnary, Op::kByteShrImm, I8, NoMask, "AVX512BW"),
 
@@ -222,6 +254,11 @@ constexpr SemanticsRow kRows[] = {
     compare("vcmpss", Op::kCmpF, F32, "AVX512F", -1, Sae, kRowScalar),
     compare("vcmpsd", Op::kCmpF, F64, "AVX512F", -1, Sae, kRowScalar),
 
+    row("vcomiss", Form::kCompareFlags, Op::kComiF, F32, NoMask, "AVX512F", -1, kRowScalar, Sae),
+    row("vcomisd", Form::kCompareFlags, Op::kComiF, F64, NoMask, "AVX512F", -1, kRowScalar, Sae),
+    row("vucomiss", Form::kCompareFlags, Op::kUcomiF, F32, NoMask, "AVX512F", -1, kRowScalar, Sae),
+    row("vucomisd", Form::kCompareFlags, Op::kUcomiF, F64, NoMask, "AVX512F", -1, kRowScalar, Sae),
+
     // ---- Floating-point arithmetic ----------------------------------------
     binary("vaddps", Op::kFAdd, F32, "AVX512F", Er),
     binary("vaddpd", Op::kFAdd, F64, "AVX512F", Er),
@@ -236,6 +273,10 @@ constexpr SemanticsRow kRows[] = {
     binary("vmaxps", Op::kFMax, F32, "AVX512F", Sae),
     binary("vmaxpd", Op::kFMax, F64, "AVX512F", Sae),
     unary("vsqrtps", Op::kFSqrt, F32, "AVX512F", Er),
+    unary("vrndscaleps", Op::kRndScale, F32, "AVX512F", Sae),
+    unary("vrndscalepd", Op::kRndScale, F64, "AVX512F", Sae),
+    binary("vrndscaless", Op::kRndScale, F32, "AVX512F", Sae, kRowScalar),
+    binary("vrndscalesd", Op::kRndScale, F64, "AVX512F", Sae, kRowScalar),
     unary("vsqrtpd", Op::kFSqrt, F64, "AVX512F", Er),
     binary("vaddss", Op::kFAdd, F32, "AVX512F", Er, kRowScalar),
     binary("vaddsd", Op::kFAdd, F64, "AVX512F", Er, kRowScalar),
@@ -269,12 +310,37 @@ constexpr SemanticsRow kRows[] = {
     AVX512EMU_FMA_ROWS("fnmadd", 1),
     AVX512EMU_FMA_ROWS("fnmsub", 3),
 #undef AVX512EMU_FMA_ROWS
+    // Alternating FMA (imm bit 4: odd elements flip the addend's negation):
+    // fmaddsub subtracts in even elements, fmsubadd in odd ones.
+#define AVX512EMU_FMA_ALTERNATING_ROWS(name, negate)                                 \
+  fma("v" name "132ps", F32, negate | 16, kRowFma132, false),                        \
+      fma("v" name "213ps", F32, negate | 16, kRowFma213, false),                    \
+      fma("v" name "231ps", F32, negate | 16, kRowFma231, false),                    \
+      fma("v" name "132pd", F64, negate | 16, kRowFma132, false),                    \
+      fma("v" name "213pd", F64, negate | 16, kRowFma213, false),                    \
+      fma("v" name "231pd", F64, negate | 16, kRowFma231, false)
+    AVX512EMU_FMA_ALTERNATING_ROWS("fmaddsub", 2),
+    AVX512EMU_FMA_ALTERNATING_ROWS("fmsubadd", 0),
+#undef AVX512EMU_FMA_ALTERNATING_ROWS
 
     // ---- Conversions --------------------------------------------------------
     unary("vcvtdq2ps", Op::kCvtI32F32, F32, "AVX512F", Er),
     // The source is float: elem2 marks the instruction as FP for MXCSR and rounding.
     row("vcvtps2dq", Form::kUnary, Op::kCvtF32I32, I32, MZ, "AVX512F", -1, 0, Er, F32),
     row("vcvttps2dq", Form::kUnary, Op::kCvtF32I32Trunc, I32, MZ, "AVX512F", -1, 0, Sae, F32),
+    // Width-changing FP conversions: elem = destination, elem2 = source.
+    row("vcvtdq2pd", Form::kWiden, Op::kCvtI32F64, F64, MZ, "AVX512F", -1, 0, NoRnd, I32),
+    row("vcvtps2pd", Form::kWiden, Op::kCvtF32F64, F64, MZ, "AVX512F", -1, 0, Sae, F32),
+    row("vcvtpd2ps", Form::kNarrow, Op::kCvtF64F32, F32, MZ, "AVX512F", -1, 0, Er, F64),
+    row("vcvtpd2dq", Form::kNarrow, Op::kCvtF64I32, I32, MZ, "AVX512F", -1, 0, Er, F64),
+    row("vcvttpd2dq", Form::kNarrow, Op::kCvtF64I32Trunc, I32, MZ, "AVX512F", -1, 0, Sae, F64),
+    row("vcvtss2sd", Form::kBinary, Op::kCvtF32F64, F64, MZ, "AVX512F", -1, kRowScalar, Sae, F32),
+    row("vcvtsd2ss", Form::kBinary, Op::kCvtF64F32, F32, MZ, "AVX512F", -1, kRowScalar, Er, F64),
+    // Integer GPR/memory to element 0; imm 1 = the integer is unsigned.
+    row("vcvtsi2ss", Form::kConvertFromGpr, Op::kCvtIntF, F32, NoMask, "AVX512F", 0, kRowScalar, Er),
+    row("vcvtsi2sd", Form::kConvertFromGpr, Op::kCvtIntF, F64, NoMask, "AVX512F", 0, kRowScalar, Er),
+    row("vcvtusi2ss", Form::kConvertFromGpr, Op::kCvtIntF, F32, NoMask, "AVX512F", 1, kRowScalar, Er),
+    row("vcvtusi2sd", Form::kConvertFromGpr, Op::kCvtIntF, F64, NoMask, "AVX512F", 1, kRowScalar, Er),
     widen("vpmovzxbw", Op::kZeroExtend, I16, I8, "AVX512BW"),
     widen("vpmovzxbd", Op::kZeroExtend, I32, I8, "AVX512F"),
     widen("vpmovzxbq", Op::kZeroExtend, I64, I8, "AVX512F"),
@@ -321,6 +387,21 @@ constexpr SemanticsRow kRows[] = {
     // ---- Shuffles and permutes ----------------------------------------------
     binary("vpshufb", Op::kShufb, I8, "AVX512BW"),
     unary("vpshufd", Op::kShufImm, I32, "AVX512F"),
+    unary("vpshuflw", Op::kShufWordsLo, I16, "AVX512BW"),
+    unary("vpshufhw", Op::kShufWordsHi, I16, "AVX512BW"),
+    binary("vshufps", Op::kShuf2Imm, F32, "AVX512F"),
+    binary("vshufpd", Op::kShuf2Imm, F64, "AVX512F"),
+    row("vpermilps", Form::kPermuteInLane, Op::kPermilVar, F32, MZ, "AVX512F"),
+    row("vpermilpd", Form::kPermuteInLane, Op::kPermilVar, F64, MZ, "AVX512F"),
+    // Duplicating moves are fixed in-lane shuffles: elements 0,0,2,2 (imm
+    // 0xa0), 1,1,3,3 (0xf5), and the low qword of each lane (imm 0).
+    row("vmovsldup", Form::kUnary, Op::kShufImm, F32, MZ, "AVX512F", 0xa0),
+    row("vmovshdup", Form::kUnary, Op::kShufImm, F32, MZ, "AVX512F", 0xf5),
+    row("vmovddup", Form::kUnary, Op::kShufImm, F64, MZ, "AVX512F", 0),
+    binary("vunpcklps", Op::kUnpackLo, F32, "AVX512F"),
+    binary("vunpckhps", Op::kUnpackHi, F32, "AVX512F"),
+    binary("vunpcklpd", Op::kUnpackLo, F64, "AVX512F"),
+    binary("vunpckhpd", Op::kUnpackHi, F64, "AVX512F"),
     binary("vpunpcklbw", Op::kUnpackLo, I8, "AVX512BW"),
     binary("vpunpckhbw", Op::kUnpackHi, I8, "AVX512BW"),
     binary("vpunpcklwd", Op::kUnpackLo, I16, "AVX512BW"),
@@ -370,6 +451,17 @@ constexpr SemanticsRow kRows[] = {
     row("vinsertf32x8", Form::kInsert, Op::kInsertLane, F32, MZ, "AVX512DQ"),
     row("vinserti64x4", Form::kInsert, Op::kInsertLane, I64, MZ, "AVX512F"),
     row("vinsertf64x4", Form::kInsert, Op::kInsertLane, F64, MZ, "AVX512F"),
+    // Element moves between xmm and GPR/memory: 128-bit only, no masking.
+    row("vpextrb", Form::kExtractElem, Op::kVecToGpr, I8, NoMask, "AVX512BW"),
+    row("vpextrw", Form::kExtractElem, Op::kVecToGpr, I16, NoMask, "AVX512BW"),
+    row("vpextrd", Form::kExtractElem, Op::kVecToGpr, I32, NoMask, "AVX512DQ"),
+    row("vpextrq", Form::kExtractElem, Op::kVecToGpr, I64, NoMask, "AVX512DQ"),
+    row("vextractps", Form::kExtractElem, Op::kVecToGpr, I32, NoMask, "AVX512F"),
+    row("vpinsrb", Form::kInsertElem, Op::kSelect, I8, NoMask, "AVX512BW"),
+    row("vpinsrw", Form::kInsertElem, Op::kSelect, I16, NoMask, "AVX512BW"),
+    row("vpinsrd", Form::kInsertElem, Op::kSelect, I32, NoMask, "AVX512DQ"),
+    row("vpinsrq", Form::kInsertElem, Op::kSelect, I64, NoMask, "AVX512DQ"),
+    row("vinsertps", Form::kInsertPs, Op::kSelect, I32, NoMask, "AVX512F"),
     row("vpblendmb", Form::kBlend, Op::kSelect, I8, NoMask, "AVX512BW"),
     row("vpblendmw", Form::kBlend, Op::kSelect, I16, NoMask, "AVX512BW"),
     row("vpblendmd", Form::kBlend, Op::kSelect, I32, NoMask, "AVX512F"),
@@ -384,6 +476,28 @@ constexpr SemanticsRow kRows[] = {
     row("vpexpandw", Form::kExpand, Op::kExpand, I16, MZ, "AVX512VBMI2"),
     row("vpexpandd", Form::kExpand, Op::kExpand, I32, MZ, "AVX512F"),
     row("vpexpandq", Form::kExpand, Op::kExpand, I64, MZ, "AVX512F"),
+    // FP compress/expand move elements without arithmetic: no MXCSR effect.
+    row("vcompressps", Form::kCompress, Op::kCompress, F32, MZ, "AVX512F"),
+    row("vcompresspd", Form::kCompress, Op::kCompress, F64, MZ, "AVX512F"),
+    row("vexpandps", Form::kExpand, Op::kExpand, F32, MZ, "AVX512F"),
+    row("vexpandpd", Form::kExpand, Op::kExpand, F64, MZ, "AVX512F"),
+    // 128-bit only, no masking: vmovlhps = (src1.q0, src2.q0) is unpcklqdq;
+    // vmovhlps = (src2.q1, src1.q1) is unpckhqdq with the sources swapped.
+    row("vmovlhps", Form::kBinary, Op::kUnpackLo, I64, NoMask, "AVX512F"),
+    row("vmovhlps", Form::kBinary, Op::kUnpackHi, I64, NoMask, "AVX512F", -1, kRowSwapSources),
+
+    // ---- VNNI dot products: dst accumulates -------------------------------------
+    row("vpdpwssd", Form::kTernary, Op::kDotWSSD, I32, MZ, "AVX512VNNI"),
+    row("vpdpbusd", Form::kTernary, Op::kDotBUSD, I32, MZ, "AVX512VNNI"),
+    row("vpdpwssds", Form::kTernary, Op::kDotWSSDS, I32, MZ, "AVX512VNNI"),
+    row("vpdpbusds", Form::kTernary, Op::kDotBUSDS, I32, MZ, "AVX512VNNI"),
+
+    // ---- Cryptography: per 128-bit lane, no masking ---------------------------
+    row("vaesenc", Form::kBinary, Op::kAesEnc, I64, NoMask, "VAES"),
+    row("vaesenclast", Form::kBinary, Op::kAesEncLast, I64, NoMask, "VAES"),
+    row("vaesdec", Form::kBinary, Op::kAesDec, I64, NoMask, "VAES"),
+    row("vaesdeclast", Form::kBinary, Op::kAesDecLast, I64, NoMask, "VAES"),
+    row("vpclmulqdq", Form::kBinary, Op::kClMul, I64, NoMask, "VPCLMULQDQ"),
 
     // ---- Opmask instructions (VEX-encoded, ISA sets *_KOP) -----------------
 #define AVX512EMU_KOP_ROWS(name, form, op)                                   \

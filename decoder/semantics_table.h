@@ -19,19 +19,26 @@ enum class Form : uint8_t {
   kBinary,        //!< dst <- op(src1, src2 [, imm]).
   kShift,         //!< Shift by imm (unary shape) or by an xmm count (binary shape).
   kPermute,       //!< vpermd/q/w/b by index vector, or vpermq/pd by imm.
-  kTernlog,       //!< dst <- op(dst, src1, src2, imm).
+  kPermuteInLane, //!< vpermilps/pd: op(src1, index vector), or ShufImm(src, imm).
+  kTernary,       //!< dst <- op(dst, src1, src2 [, imm]): vpternlog, vpshldv/vpshrdv, vpdp*.
   kFma,           //!< dst <- a*b+c, operand order from the 132/213/231 suffix.
   kCompare,       //!< k <- op(src1, src2 [, imm]) & k_mask.
+  kCompareFlags,  //!< RFLAGS <- op(src1, src2): vcomis/vucomis.
   kBlend,         //!< dst <- k ? src2 : src1 (vpblendm).
   kPermute2,      //!< vpermt2* (dst is a table) and vpermi2* (dst is the index).
   kBroadcast,     //!< dst <- element 0 of xmm, or a memory block, repeated.
   kBroadcastGpr,  //!< dst <- GPR repeated.
   kExtract,       //!< dst(xmm/ymm/mem) <- lane imm of src.
   kInsert,        //!< dst <- src1 with lane imm replaced by src2.
+  kExtractElem,   //!< dst(gpr|mem) <- element imm of xmm src (vpextr*, vextractps).
+  kInsertElem,    //!< dst <- src1 with element imm replaced by src2(gpr|mem) (vpinsr*).
+  kInsertPs,      //!< vinsertps: element imm[7:6] of src2 (or m32) to imm[5:4], zero imm[3:0].
+  kConvertFromGpr,//!< dst <- src1 with element 0 = convert(r/m32|64) (vcvt(u)si2ss/sd).
   kWiden,         //!< dst <- extend(src), src narrower (vpmovzx/sx).
   kNarrow,        //!< dst(vec|mem) <- truncate(src) (vpmov*, vpmovs*, vpmovus*).
   kVecToMask,     //!< k <- sign bits of src.
   kMaskToVec,     //!< dst <- all-ones elements where k is set.
+  kBroadcastMask, //!< dst <- k zero-extended into every element (vpbroadcastm*).
   kCompress,      //!< dst(vec|mem) <- enabled elements of src packed low.
   kExpand,        //!< dst <- src elements spread to enabled positions.
   kMaskBinary,    //!< k1 <- op(k2, k3).
@@ -58,6 +65,7 @@ enum RowFlag : uint8_t {
   kRowFma213 = 8,
   kRowFma231 = 16,
   kRowIndexIsDst = 32,  //!< vpermi2*: the destination register holds the index.
+  kRowSwapSources = 64, //!< kBinary: the op takes (src2, src1), e.g. vmovhlps = unpckhpd(src2, src1).
 };
 
 struct SemanticsRow {

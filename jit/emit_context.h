@@ -84,5 +84,7 @@ bool lower_core(EmitContext& c, const ir::Inst& inst);      // lower_core.cpp: s
 bool lower_integer(EmitContext& c, const ir::Inst& inst);   // lower_integer.cpp
 bool lower_float(EmitContext& c, const ir::Inst& inst);     // lower_float.cpp
 bool lower_shuffle(EmitContext& c, const ir::Inst& inst);   // lower_shuffle.cpp
+bool lower_crypto(EmitContext& c, const ir::Inst& inst);    // lower_crypto.cpp: AES, CLMUL
+bool lower_bitcount(EmitContext& c, const ir::Inst& inst);  // lower_bitcount.cpp: lzcnt, popcnt, conflict
 
 }  // namespace avx512emu::jit

@@ -85,6 +85,9 @@ InstId native_id(const Inst& i) {
   static const InstId kSubSatU[4] = {xi::kIdVpsubusb, xi::kIdVpsubusw, 0, 0};
   static const InstId kMulLo[4] = {0, xi::kIdVpmullw, xi::kIdVpmulld, 0};
   static const InstId kAvgU[4] = {xi::kIdVpavgb, xi::kIdVpavgw, 0, 0};
+  static const InstId kMulHiS[4] = {0, xi::kIdVpmulhw, 0, 0};
+  static const InstId kMulHiU[4] = {0, xi::kIdVpmulhuw, 0, 0};
+  static const InstId kMulHiRS[4] = {0, xi::kIdVpmulhrsw, 0, 0};
   static const InstId kMinS[4] = {xi::kIdVpminsb, xi::kIdVpminsw, xi::kIdVpminsd, 0};
   static const InstId kMinU[4] = {xi::kIdVpminub, xi::kIdVpminuw, xi::kIdVpminud, 0};
   static const InstId kMaxS[4] = {xi::kIdVpmaxsb, xi::kIdVpmaxsw, xi::kIdVpmaxsd, 0};
@@ -99,11 +102,15 @@ InstId native_id(const Inst& i) {
     case Op::kSubSatS: return kSubSatS[e];
     case Op::kSubSatU: return kSubSatU[e];
     case Op::kMulLo: return kMulLo[e];
+    case Op::kMulHiS: return kMulHiS[e];
+    case Op::kMulHiU: return kMulHiU[e];
+    case Op::kMulHiRS: return kMulHiRS[e];
     // These read fixed source widths whatever the element type says.
     case Op::kMulUDQ: return xi::kIdVpmuludq;
     case Op::kMulDQ: return xi::kIdVpmuldq;
     case Op::kMAddWD: return xi::kIdVpmaddwd;
     case Op::kMAddUBSW: return xi::kIdVpmaddubsw;
+    case Op::kSadBW: return xi::kIdVpsadbw;
     case Op::kAvgU: return kAvgU[e];
     case Op::kMinS: return kMinS[e];
     case Op::kMinU: return kMinU[e];
@@ -173,6 +180,79 @@ void lower_chunks(EmitContext& c, const Inst& i, const std::function<void(const 
   });
 }
 
+// ---- Concatenating shifts ----------------------------------------------------------
+
+//! concat_shift: vpshld/vpshrd have no AVX2 form; with n = count mod W they
+//! are (a << n) | (b >> (W - n)) and (a >> n) | (b << (W - n)). AVX2's
+//! logical shifts give 0 for a count of W, which is exactly the n = 0 case
+//! (a unchanged), so two shifts and an or are exact. Per-element counts use
+//! vpsllv/vpsrlv (dwords, qwords) with W - n from a vpsub.
+void lower_concat_shift(EmitContext& c, const Inst& i) {
+  const int e = width_index(i), bits = 8 * ir::elem_bytes(i.elem);
+  const bool left = i.op == Op::kConcatShlImm || i.op == Op::kConcatShlVar;
+  const bool by_imm = i.op == Op::kConcatShlImm || i.op == Op::kConcatShrImm;
+  const ShiftDir near = left ? ShiftDir::kLeft : ShiftDir::kRightLogical;
+  const ShiftDir far = left ? ShiftDir::kRightLogical : ShiftDir::kLeft;
+  const CountKind kind = by_imm ? CountKind::kImm : CountKind::kVar;
+  const InstId near_id = shift_id(near, kind, e), far_id = shift_id(far, kind, e);
+  const int64_t n = i.imm & (bits - 1);
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec fill = k.tmp(0), rest = k.tmp(1);
+    if (by_imm) {
+      emit_shift(c, near_id, kind, k.out, k.a, k.c, n);
+      emit_shift(c, far_id, kind, fill, k.b, k.c, bits - n);
+    } else {
+      static const InstId kSub[4] = {0, 0, xi::kIdVpsubd, xi::kIdVpsubq};
+      c.a.vpand(k.c, k.c, c.splat_constant(uint64_t(bits - 1), bits / 8));
+      c.a.vmovdqu(rest, c.splat_constant(uint64_t(bits), bits / 8));
+      c.a.emit(kSub[e], rest, rest, k.c);
+      emit_shift(c, near_id, kind, k.out, k.a, k.c, 0);
+      emit_shift(c, far_id, kind, fill, k.b, rest, 0);
+    }
+    c.a.vpor(k.out, k.out, fill);
+  });
+}
+
+//! concat_shift_var_i16: AVX2 has no per-word shifts. Each word pair is
+//! widened into one dword whose high word is the kept element and whose low
+//! word the filler (left), or the reverse (right); one vpsllvd/vpsrlvd by
+//! n = count mod 16 then leaves the result word in the dword's high (left)
+//! or low (right) half, with no bit of the neighbour word reaching it. Even
+//! and odd words are done apart and merged by a word blend.
+void lower_concat_shift_var_i16(EmitContext& c, const Inst& i) {
+  const bool left = i.op == Op::kConcatShlVar;
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec even = k.tmp(0), odd = k.tmp(1), n = k.tmp(2), t = k.tmp(3);
+    const x86::Vec& kept = k.a;
+    const x86::Vec& filler = k.b;
+    const x86::Mem low_words = c.splat_constant(0x0000ffff, 4);
+    const x86::Mem high_words = c.splat_constant(0xffff0000, 4);
+    // Even words: the dword is (kept_even:filler_even) for left shifts,
+    // (filler_even:kept_even) for right ones.
+    c.a.vpslld(even, left ? kept : filler, 16);
+    c.a.vpand(t, left ? filler : kept, low_words);
+    c.a.vpor(even, even, t);
+    // Odd words: their high halves already sit in place; the other word
+    // comes down from its own high half.
+    c.a.vpand(odd, left ? kept : filler, high_words);
+    c.a.vpsrld(t, left ? filler : kept, 16);
+    c.a.vpor(odd, odd, t);
+    c.a.vpand(n, k.c, c.splat_constant(0x0000000f, 4));
+    c.a.vpsrld(t, k.c, 16);
+    c.a.vpand(t, t, c.splat_constant(0x0000000f, 4));
+    if (left) {
+      c.a.vpsllvd(even, even, n);
+      c.a.vpsllvd(odd, odd, t);
+      c.a.vpsrld(even, even, 16);  // result word from the high half down
+    } else {
+      c.a.vpsrlvd(even, even, n);
+      c.a.vpsrlvd(odd, odd, t);
+      c.a.vpslld(odd, odd, 16);  // result word from the low half up
+    }
+    c.a.vpblendw(k.out, even, odd, 0xaa);
+  });
+}
+
 // ---- 64-bit arithmetic fallbacks -----------------------------------------------------
 
 //! mullo_i64: AVX2 has no vpmullq. With 32-bit halves, the low 64 bits of
@@ -219,6 +299,57 @@ void lower_abs_i64(EmitContext& c, const Inst& i) {
     c.a.vpxor(neg, neg, neg);
     c.a.vpsubq(neg, neg, k.a);
     c.a.vblendvpd(k.out, k.a, neg, k.a);
+  });
+}
+
+// ---- VNNI dot products -----------------------------------------------------------------
+
+//! dot_wssd: vpmaddwd then vpaddd. vpmaddwd's only overflow (all four words
+//! 0x8000) wraps to 0x80000000, which is the same sum modulo 2^32 that
+//! vpdpwssd adds, so the result is exact.
+//! dot_busd: vpmaddubsw saturates, so it cannot be used. The even and the
+//! odd bytes are widened to words instead (zero-extended for the unsigned
+//! source, sign-extended for the signed one); two vpmaddwd then give the
+//! even and odd pair sums exactly (|sum| < 2^17), and vpaddd adds both.
+//! The S forms saturate acc + sum, with the sum computed in 32 bits: for
+//! bytes it is exact (|sum| < 2^17); for words it wraps only when all four
+//! words are 0x8000 (2^30 + 2^30), giving 0x80000000, a value the true sum
+//! (>= -2^31 + 2^16) never takes, so that pattern is read as +2^31.
+//! saturating_add_s32 then adds with the usual overflow test.
+void lower_dot(EmitContext& c, const Inst& i) {
+  const bool words = i.op == Op::kDotWSSD || i.op == Op::kDotWSSDS;
+  const bool saturating = i.op == Op::kDotWSSDS || i.op == Op::kDotBUSDS;
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec even = k.tmp(0), odd = k.tmp(1), t = k.tmp(2);
+    const x86::Vec& sum = even;
+    if (words) {
+      c.a.vpmaddwd(sum, k.b, k.c);
+    } else {
+      c.a.vpand(even, k.b, c.splat_constant(0x00ff, 2));  // unsigned even bytes
+      c.a.vpsllw(t, k.c, 8);
+      c.a.vpsraw(t, t, 8);  // signed even bytes
+      c.a.vpmaddwd(even, even, t);
+      c.a.vpsrlw(odd, k.b, 8);  // unsigned odd bytes
+      c.a.vpsraw(t, k.c, 8);    // signed odd bytes
+      c.a.vpmaddwd(odd, odd, t);
+      c.a.vpaddd(sum, even, odd);
+    }
+    c.a.vpaddd(k.out, k.a, sum);
+    if (!saturating) return;
+    // saturating_add_s32: overflow when acc and the sum have one sign and
+    // the wrapped result the other; the bound is INT_MAX ^ (acc >> 31).
+    const x86::Vec sum_neg = odd, overflow = t, bound = k.tmp(3);
+    c.a.vpxor(sum_neg, sum_neg, sum_neg);
+    c.a.vpcmpgtd(sum_neg, sum_neg, sum);  // sum < 0 ...
+    c.a.vpcmpgtd(bound, sum, c.splat_constant(0x80000000u, 4));
+    c.a.vpand(sum_neg, sum_neg, bound);  // ... and not the wrapped +2^31
+    c.a.vpsrad(bound, k.a, 31);
+    c.a.vpxor(overflow, bound, sum_neg);  // signs differ: never overflows
+    c.a.vpxor(t, overflow, c.splat_constant(~0ull, 8));
+    c.a.vpxor(sum_neg, k.out, k.a);  // result sign differs from acc's
+    c.a.vpand(overflow, t, sum_neg);
+    c.a.vpxor(bound, bound, c.splat_constant(0x7fffffffu, 4));
+    c.a.vblendvps(k.out, k.out, bound, overflow);
   });
 }
 
@@ -467,6 +598,14 @@ bool lower_fallback(EmitContext& c, const Inst& i) {
 bool lower_integer(EmitContext& c, const Inst& i) {
   switch (i.op) {
     case Op::kTernlog: lower_ternlog(c, i); return true;
+    case Op::kDotWSSD: case Op::kDotBUSD: case Op::kDotWSSDS: case Op::kDotBUSDS:
+      lower_dot(c, i);
+      return true;
+    case Op::kConcatShlVar: case Op::kConcatShrVar:
+      if (ir::elem_bytes(i.elem) == 2) lower_concat_shift_var_i16(c, i);
+      else lower_concat_shift(c, i);
+      return true;
+    case Op::kConcatShlImm: case Op::kConcatShrImm: lower_concat_shift(c, i); return true;
     case Op::kCmpS: case Op::kCmpU: case Op::kTestM: case Op::kTestNM: lower_to_mask(c, i); return true;
     case Op::kRolImm: case Op::kRorImm: case Op::kRolVar: case Op::kRorVar:
       if (ir::elem_bytes(i.elem) < 4) return false;

@@ -55,7 +55,11 @@ InstId native_id(const Inst& i) {
   const int e = width_index(ir::elem_bytes(i.elem)), e2 = width_index(ir::elem_bytes(i.elem2));
   switch (i.op) {
     case Op::kShufb: return xi::kIdVpshufb;
-    case Op::kShufImm: return e == 2 ? InstId(xi::kIdVpshufd) : 0;
+    case Op::kShufImm: return e == 2 ? InstId(xi::kIdVpshufd) : e == 3 ? InstId(xi::kIdVpermilpd) : 0;
+    case Op::kShufWordsLo: return xi::kIdVpshuflw;
+    case Op::kShufWordsHi: return xi::kIdVpshufhw;
+    case Op::kShuf2Imm: return e == 2 ? InstId(xi::kIdVshufps) : e == 3 ? InstId(xi::kIdVshufpd) : 0;
+    case Op::kPermilVar: return e == 2 ? InstId(xi::kIdVpermilps) : e == 3 ? InstId(xi::kIdVpermilpd) : 0;
     case Op::kUnpackLo: return kUnpackLo[e];
     case Op::kUnpackHi: return kUnpackHi[e];
     case Op::kAlignR: return xi::kIdVpalignr;
@@ -70,19 +74,38 @@ InstId native_id(const Inst& i) {
 
 // ---- Native per-chunk ops ------------------------------------------------------------
 
+bool takes_imm(Op op) {
+  switch (op) {
+    case Op::kShufImm: case Op::kShufWordsLo: case Op::kShufWordsHi: case Op::kShuf2Imm:
+    case Op::kAlignR: case Op::kPerm4x64Imm:
+      return true;
+    default: return false;
+  }
+}
+
+//! The imm8 for the chunk at byte `off`. vpermilpd and vshufpd spend one imm
+//! bit per qword element across the whole vector, while their VEX forms read
+//! bits 0..3 for their own four elements: a chunk gets the bits of its
+//! elements. Every other imm applies to each lane alike.
+Imm chunk_imm(const Inst& i, int off) {
+  const bool bit_per_qword =
+      ir::elem_bytes(i.elem) == 8 && (i.op == Op::kShufImm || i.op == Op::kShuf2Imm);
+  return Imm((bit_per_qword ? i.imm >> (off / 8) : i.imm) & 0xff);
+}
+
 //! Ops whose VEX form, applied per 256-bit chunk, is the AVX-512 operation:
-//! the in-lane shuffles, unpacks, packs and vpermq/vpermpd imm (which is
-//! defined per 256-bit half). Unary ops take their immediate.
+//! the in-lane shuffles and permutes, unpacks, packs and vpermq/vpermpd imm
+//! (which is defined per 256-bit half). Unary ops take their immediate.
 void lower_chunkwise(EmitContext& c, const Inst& i, InstId id) {
-  const bool takes_imm = i.op == Op::kShufImm || i.op == Op::kAlignR || i.op == Op::kPerm4x64Imm;
-  const Imm imm(i.imm & 0xff);
+  const bool with_imm = takes_imm(i.op);
   c.for_each_chunk(i.bits, [&](int off, int width) {
+    const Imm imm = chunk_imm(i, off);
     const x86::Vec v = vreg(0, width);
     if (i.nsrc == 1) {
       c.a.emit(id, v, c.value(i.src[0], off), imm);
     } else {
       c.a.vmovdqu(v, c.value(i.src[0], off));
-      if (takes_imm) c.a.emit(id, v, v, c.value(i.src[1], off), imm);
+      if (with_imm) c.a.emit(id, v, v, c.value(i.src[1], off), imm);
       else c.a.emit(id, v, v, c.value(i.src[1], off));
     }
     c.a.vmovdqu(c.value(i.dst, off), v);
@@ -418,7 +441,8 @@ void lower_narrow(EmitContext& c, const Inst& i) {
 
 bool lower_shuffle(EmitContext& c, const ir::Inst& i) {
   switch (i.op) {
-    case Op::kShufb: case Op::kShufImm: case Op::kUnpackLo: case Op::kUnpackHi:
+    case Op::kShufb: case Op::kShufImm: case Op::kShufWordsLo: case Op::kShufWordsHi:
+    case Op::kShuf2Imm: case Op::kPermilVar: case Op::kUnpackLo: case Op::kUnpackHi:
     case Op::kAlignR: case Op::kPerm4x64Imm: case Op::kPackSS: case Op::kPackUS: {
       const InstId id = native_id(i);
       if (id == 0) return false;  // no such IR form comes from the table

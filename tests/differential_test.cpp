@@ -51,13 +51,21 @@ std::string name_of(const ::testing::TestParamInfo<std::string>& info) {
 AVX512EMU_FEATURE_SUITE(AVX512F);
 AVX512EMU_FEATURE_SUITE(AVX512BW);
 AVX512EMU_FEATURE_SUITE(AVX512DQ);
+AVX512EMU_FEATURE_SUITE(AVX512CD);
+AVX512EMU_FEATURE_SUITE(AVX512BITALG);
+AVX512EMU_FEATURE_SUITE(AVX512VPOPCNTDQ);
 AVX512EMU_FEATURE_SUITE(AVX512VBMI);
 AVX512EMU_FEATURE_SUITE(AVX512VBMI2);
+AVX512EMU_FEATURE_SUITE(AVX512VNNI);
+AVX512EMU_FEATURE_SUITE(VAES);
+AVX512EMU_FEATURE_SUITE(VPCLMULQDQ);
 
 // Every table mnemonic belongs to one of the suites above (a row with a new
 // feature needs its suite line).
 TEST(DifferentialSuites, EveryMnemonicIsInASuite) {
-  const char* features[] = {"AVX512F", "AVX512BW", "AVX512DQ", "AVX512VBMI", "AVX512VBMI2"};
+  const char* features[] = {"AVX512F",     "AVX512BW",     "AVX512DQ",        "AVX512CD",
+                            "AVX512BITALG", "AVX512VPOPCNTDQ", "AVX512VBMI", "AVX512VBMI2",
+                            "AVX512VNNI",  "VAES",         "VPCLMULQDQ"};
   size_t covered = 0;
   for (const char* f : features) covered += mnemonics_with_feature(f).size();
   EXPECT_EQ(covered, verifiable_mnemonics().size());
