@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "cache_file.h"  // checksum64: one FNV-1a for every format of the project
+#include "checksum.h"
 
 namespace avx512emu {
 namespace {
@@ -27,13 +27,13 @@ static_assert(sizeof(RecordHead) == 16);
 
 uint64_t record_checksum(const RecordHead& head, const void* a, size_t a_size, const void* b,
                          size_t b_size) {
-  uint64_t h = jit::checksum64(&head, sizeof head);
-  h = jit::checksum64(a, a_size, h);
-  return jit::checksum64(b, b_size, h);
+  // One running checksum over the parts: the writer may split a payload
+  // differently from the reader, which sees it whole.
+  return jit::Checksum64().add(&head, sizeof head).add(a, a_size).add(b, b_size).value();
 }
 
 bool known_type(uint32_t t) {
-  return t >= uint32_t(MigrationRecord::kFeatureMap) && t <= uint32_t(MigrationRecord::kEnd);
+  return t >= uint32_t(MigrationRecord::kFeatureMap) && t <= uint32_t(MigrationRecord::kVerdict);
 }
 
 }  // namespace
@@ -52,6 +52,10 @@ const char* migration_record_name(MigrationRecord type) {
       return "end of round";
     case MigrationRecord::kEnd:
       return "end of stream";
+    case MigrationRecord::kVmConfig:
+      return "VM configuration";
+    case MigrationRecord::kVerdict:
+      return "verdict";
   }
   return "unknown record";
 }

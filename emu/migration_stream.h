@@ -6,7 +6,8 @@
 // partial success.
 //
 //   header  : magic "A5EMIGRT" (8) | format version u32 | flags u32 (zero)
-//   record  : type u32 | payload length u64 | payload | FNV-1a-64 of the
+//   record  : type u32 | zero u32 | payload length u64 | payload | checksum
+//             (jit/checksum.h) of the
 //             type, length and payload (u64)
 //   end     : a record of type kEnd whose payload is the number of records
 //             before it (u64), so a stream cut between records is caught
@@ -32,6 +33,8 @@ enum class MigrationRecord : uint32_t {
   kVmmState = 4,     //!< VMM-side state (adapter counters, in-flight miss).
   kRoundDone = 5,    //!< End of one pre-copy round (u64 pages sent).
   kEnd = 6,          //!< Last record: u64 number of records before it.
+  kVmConfig = 7,     //!< u64 guest memory bytes, u64 workload id, u8 source runs natively.
+  kVerdict = 8,      //!< Destination to source: u8 accepted, then a UTF-8 reason.
 };
 const char* migration_record_name(MigrationRecord type);
 

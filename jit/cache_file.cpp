@@ -30,13 +30,6 @@ size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
 
-uint64_t checksum64(const void* data, size_t size, uint64_t seed) {
-  const uint8_t* p = static_cast<const uint8_t*>(data);
-  uint64_t h = seed;
-  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
 bool write_cache_file(const std::string& path, std::vector<CacheFileInput> inputs,
                       const char* emu_version, std::string& error) {
   std::sort(inputs.begin(), inputs.end(), [](const CacheFileInput& a, const CacheFileInput& b) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "checksum.h"
 #include "translation_cache.h"
 
 namespace avx512emu::jit {
@@ -51,10 +52,9 @@ struct CacheFileEntry {
 };
 static_assert(sizeof(CacheFileEntry) == 40);
 
-inline constexpr uint32_t kCacheFormatVersion = 1;
+//! 2: checksums over 64-bit words (checksum.h) instead of bytes.
+inline constexpr uint32_t kCacheFormatVersion = 2;
 
-//! 64-bit FNV-1a, the checksum used throughout the file.
-uint64_t checksum64(const void* data, size_t size, uint64_t seed = 0xcbf29ce484222325ull);
 
 //! One translation to write.
 struct CacheFileInput {

@@ -111,6 +111,22 @@ TEST(MigrationStream, RoundTrip) {
   EXPECT_TRUE(r.records[3].second.empty());
 }
 
+TEST(MigrationStream, PayloadWrittenInOddPartsReadsBackWhole) {
+  // The checksum must not depend on where the writer split the payload.
+  MemFile f;
+  MigrationWriter w(f.fd());
+  ASSERT_TRUE(w.write_header());
+  const char prefix[] = "abc";
+  const char body[] = "0123456789abc";
+  ASSERT_TRUE(w.write_record(MigrationRecord::kVmmState, prefix, 3, body, 13));
+  ASSERT_TRUE(w.finish());
+  const Read r = read_stream(f.contents());
+  ASSERT_TRUE(r.complete) << r.error;
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(std::string(r.records[0].second.begin(), r.records[0].second.end()),
+            "abc0123456789abc");
+}
+
 TEST(MigrationStream, TruncationAtAnyByteIsAnError) {
   const std::vector<uint8_t> full = sample_stream();
   for (size_t cut = 0; cut < full.size(); ++cut) {
