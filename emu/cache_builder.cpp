@@ -2,6 +2,7 @@
 // distinct instructions, and the checks a cache file must pass.
 #include "cache_builder.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -19,7 +20,9 @@
 
 namespace avx512emu {
 
-const char* emu_version() { return "0.1.0"; }
+const char* emu_version() {
+  return "0.1.0";
+}
 
 namespace {
 
@@ -29,13 +32,78 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+//! Progress of one phase on stderr. On a terminal one line is rewritten at
+//! most five times a second; otherwise (a log) a line is written every five
+//! seconds, so short work prints nothing and long work shows it is alive.
+class PhaseProgress {
+ public:
+  explicit PhaseProgress(CacheBuildProgress mode) : mode_(mode) {}
+
+  void show(const std::string& text) {
+    if (mode_ == CacheBuildProgress::kNone) return;
+    const auto now = Clock::now();
+    const auto interval = mode_ == CacheBuildProgress::kTerminal ? std::chrono::milliseconds(200)
+                                                                 : std::chrono::milliseconds(5000);
+    if (now - last_ < interval) return;
+    if (mode_ == CacheBuildProgress::kTerminal) {
+      std::fprintf(stderr, "\r%s", text.c_str());
+    } else if (now - start_ >= interval) {
+      std::fprintf(stderr, "%s\n", text.c_str());
+      printed_ = true;
+    } else {
+      return;  // not long work yet
+    }
+    last_ = now;
+  }
+
+  //! The phase's last state; on a log, only when the phase printed before.
+  void finish(const std::string& text) {
+    if (mode_ == CacheBuildProgress::kTerminal) std::fprintf(stderr, "\r%s\n", text.c_str());
+    if (mode_ == CacheBuildProgress::kLines && printed_) std::fprintf(stderr, "%s\n", text.c_str());
+  }
+
+ private:
+  CacheBuildProgress mode_;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point last_{};
+  bool printed_ = false;
+};
+
+//! Runs body(i) for every i below `count` on `jobs` threads, each taking the
+//! next index; the calling thread reports progress(done) meanwhile.
+template <class Body, class Progress>
+void parallel_for(size_t count, int jobs, Body body, Progress progress) {
+  std::atomic<size_t> next{0}, done{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < count;) {
+      body(i);
+      done.fetch_add(1);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < std::max(1, jobs); ++t) threads.emplace_back(worker);
+  while (done.load() < count) {
+    progress(done.load());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& t : threads) t.join();
+}
+
 //! Decode, lower and compile one instruction without touching any cache.
-bool compile_instruction(const jit::CacheKey& key, jit::CompiledCode& code) {
+//! On failure `mnemonic` names what could not be translated.
+bool compile_instruction(const jit::CacheKey& key, jit::CompiledCode& code, std::string& mnemonic) {
   DecodedInsn d;
   ir::Function f;
   std::string error;
-  return decode(key.bytes, key.length, d) == DecodeStatus::kOk && lower_to_ir(d, f, error) &&
-         jit::compile_to_avx2(f, code, error);
+  if (decode(key.bytes, key.length, d) == DecodeStatus::kOk && lower_to_ir(d, f, error) &&
+      jit::compile_to_avx2(f, code, error))
+    return true;
+  mnemonic = *d.mnemonic ? d.mnemonic : "(undecodable)";
+  return false;
+}
+
+std::string count_of(size_t done, size_t total, const char* what) {
+  return std::to_string(done) + "/" + std::to_string(total) + " " + what;
 }
 
 }  // namespace
@@ -48,66 +116,87 @@ bool build_cache(const CacheBuildOptions& o, CacheBuildSummary& s, std::string& 
     error = path_errors.front();
     return false;
   }
-  // 1. Scan: distinct instruction byte strings.
-  std::set<std::vector<uint8_t>> distinct;
-  for (size_t i = 0; i < files.size(); ++i) {
-    const ScanResult r = scan_elf_file(files[i], [&](const FoundInstruction& f) {
-      ++s.instructions_found;
-      distinct.insert(std::vector<uint8_t>(f.bytes, f.bytes + f.length));
-    });
-    if (r.error.empty()) ++s.files_scanned;
-    else ++s.files_skipped;
-    if (o.progress)
-      std::fprintf(stderr, "\rscanned %zu/%zu files, %zu distinct AVX-512 instructions", i + 1,
-                   files.size(), distinct.size());
-  }
-  if (o.progress) std::fprintf(stderr, "\n");
-  s.distinct = distinct.size();
 
-  // 2. Translate in parallel: workers take the next index atomically.
+  // 1. Scan the files in parallel: the distinct instruction byte strings.
+  std::set<std::vector<uint8_t>> distinct;
+  std::mutex distinct_mutex;
+  std::atomic<uint64_t> found{0};
+  std::atomic<int> scanned{0}, skipped{0};
+  PhaseProgress scan_progress(o.progress);
+  auto scan_text = [&](size_t done) {
+    std::lock_guard<std::mutex> lock(distinct_mutex);
+    return "scanned " + count_of(done, files.size(), "files") + ", " +
+           std::to_string(found.load()) + " AVX-512 instructions, " +
+           std::to_string(distinct.size()) + " distinct";
+  };
+  parallel_for(
+      files.size(), o.jobs,
+      [&](size_t i) {
+        std::set<std::vector<uint8_t>> mine;
+        const ScanResult r = scan_elf_file(
+            files[i],
+            [&](const FoundInstruction& f) {
+              found.fetch_add(1, std::memory_order_relaxed);  // live, for the progress line
+              mine.insert(std::vector<uint8_t>(f.bytes, f.bytes + f.length));
+            },
+            {.count_translations = false, .decode_gaps = true});
+        (r.error.empty() ? scanned : skipped)++;
+        std::lock_guard<std::mutex> lock(distinct_mutex);
+        distinct.merge(mine);
+      },
+      [&](size_t done) { scan_progress.show(scan_text(done)); });
+  scan_progress.finish(scan_text(files.size()));
+  s.files_scanned = scanned;
+  s.files_skipped = skipped;
+  s.instructions_found = found;
+  s.distinct = distinct.size();
+  s.scan_seconds = seconds_since(t0);
+
+  // 2. Translate each distinct instruction once, in parallel.
   const std::vector<std::vector<uint8_t>> work(distinct.begin(), distinct.end());
+  distinct.clear();
   std::vector<jit::CacheFileInput> outputs(work.size());
-  std::vector<char> ok(work.size(), 0);
-  std::atomic<size_t> next{0}, done{0};
+  std::vector<std::string> failed_mnemonic(work.size());
   const auto t1 = Clock::now();
-  auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < work.size();) {
-      jit::CacheKey key;
-      key.length = uint8_t(work[i].size());
-      std::memcpy(key.bytes, work[i].data(), work[i].size());
-      jit::CompiledCode code;
-      if (compile_instruction(key, code)) {
+  PhaseProgress translate_progress(o.progress);
+  parallel_for(
+      work.size(), o.jobs,
+      [&](size_t i) {
+        jit::CacheKey key;
+        key.length = uint8_t(work[i].size());
+        std::memcpy(key.bytes, work[i].data(), work[i].size());
+        jit::CompiledCode code;
+        if (!compile_instruction(key, code, failed_mnemonic[i])) return;
         outputs[i].key = key;
         outputs[i].code = std::move(code.bytes);
         outputs[i].code_size = uint32_t(code.code_size);
-        ok[i] = 1;
-      }
-      ++done;
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < std::max(1, o.jobs); ++t) threads.emplace_back(worker);
-  while (o.progress && done.load() < work.size()) {
-    std::fprintf(stderr, "\rtranslated %zu/%zu", done.load(), work.size());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  for (auto& t : threads) t.join();
+      },
+      [&](size_t done) {
+        translate_progress.show("translated " +
+                                count_of(done, work.size(), "distinct instructions"));
+      });
+  translate_progress.finish("translated " +
+                            count_of(work.size(), work.size(), "distinct instructions"));
   s.translate_seconds = seconds_since(t1);
-  if (o.progress) std::fprintf(stderr, "\rtranslated %zu/%zu\n", work.size(), work.size());
 
   std::vector<jit::CacheFileInput> inputs;
+  inputs.reserve(work.size());
   for (size_t i = 0; i < work.size(); ++i) {
-    if (!ok[i]) {
+    if (!failed_mnemonic[i].empty()) {
       ++s.untranslated;
+      ++s.untranslated_mnemonics[failed_mnemonic[i]];
       continue;
     }
     ++s.translated;
     s.code_bytes += outputs[i].code.size();
     inputs.push_back(std::move(outputs[i]));
   }
+  // 3. Write, then read back through the loader: a file it would refuse is
+  // reported here rather than at run time.
   if (!jit::write_cache_file(o.output, std::move(inputs), emu_version(), error)) return false;
-  std::string open_error;
-  if (auto f = jit::CacheFile::open(o.output, emu_version(), open_error)) s.file_bytes = f->size();
+  const auto written = jit::CacheFile::open(o.output, emu_version(), error);
+  if (!written) return false;
+  s.file_bytes = written->size();
   s.seconds = seconds_since(t0);
   return true;
 }

@@ -58,10 +58,29 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+//! The executable bytes of `sections` that no range of `functions` (sorted,
+//! non-overlapping) covers.
+std::vector<CodeRange> uncovered_ranges(const std::vector<ElfCodeMap::Section>& sections,
+                                        const std::vector<CodeRange>& functions) {
+  std::vector<CodeRange> gaps;
+  for (const auto& sec : sections) {
+    uint64_t at = sec.addr;
+    const uint64_t end = sec.addr + sec.size;
+    for (const CodeRange& f : functions) {
+      if (f.start + f.size <= at || f.start >= end) continue;
+      if (f.start > at) gaps.push_back({at, f.start - at});
+      at = std::max(at, f.start + f.size);
+    }
+    if (at < end) gaps.push_back({at, end - at});
+  }
+  return gaps;
+}
+
 }  // namespace
 
 ScanResult scan_elf_file(const std::string& path,
-                         const std::function<void(const FoundInstruction&)>& on_found) {
+                         const std::function<void(const FoundInstruction&)>& on_found,
+                         const ScanOptions& options) {
   ScanResult r;
   r.path = path;
   MappedFile file;
@@ -70,36 +89,39 @@ ScanResult scan_elf_file(const std::string& path,
   if (!read_elf_code_map(file.bytes(), map, r.error)) return r;
   r.function_source = map.function_source;
 
-  std::vector<CodeRange> ranges = map.functions;
-  if (ranges.empty())
-    for (const auto& s : map.sections) ranges.push_back({s.addr, s.size});
-  std::map<std::string, bool> translates;  // mnemonic+bytes verdict cache
-  for (const CodeRange& range : ranges) {
+  // Decodes `range` linearly, resynchronising byte by byte on what does not
+  // decode (padding, data); returns the AVX-512 instructions it found.
+  auto decode_range = [&](const CodeRange& range) -> uint64_t {
     // Locate the range's bytes through its section.
     const ElfCodeMap::Section* sec = nullptr;
     for (const auto& s : map.sections)
       if (range.start >= s.addr && range.start - s.addr < s.size) sec = &s;
-    if (!sec) continue;
+    if (!sec) return 0;
     const uint64_t file_off = sec->file_offset + (range.start - sec->addr);
     const uint64_t size = std::min(range.size, sec->size - (range.start - sec->addr));
-    if (file_off > file.bytes().size() || file.bytes().size() - file_off < size) continue;
+    if (file_off > file.bytes().size() || file.bytes().size() - file_off < size) return 0;
     const uint8_t* code = file.bytes().data() + file_off;
     r.code_bytes += size;
+    uint64_t found = 0;
     for (uint64_t off = 0; off < size;) {
       DecodedInsn d;
       const DecodeStatus st = decode(code + off, size - off, d);
       if (st != DecodeStatus::kOk && st != DecodeStatus::kNotAvx512) {
-        ++off;  // padding or data: resynchronise on the next byte
+        ++off;
         continue;
       }
       ++r.instructions;
       if (st == DecodeStatus::kOk) {
+        ++found;
         ++r.avx512;
         ++r.per_isa_set[d.isa_set];
         ++r.per_mnemonic[d.mnemonic];
-        const bool ok = translate(d.bytes, d.length).error == TranslateError::kNone;
-        if (ok) ++r.translated;
-        else ++r.untranslated[d.mnemonic];
+        if (options.count_translations) {
+          if (translate(d.bytes, d.length).error == TranslateError::kNone)
+            ++r.translated;
+          else
+            ++r.untranslated[d.mnemonic];
+        }
         if (on_found) {
           FoundInstruction f;
           f.address = range.start + off;
@@ -110,6 +132,18 @@ ScanResult scan_elf_file(const std::string& path,
       }
       off += d.length;
     }
+    return found;
+  };
+
+  if (map.functions.empty()) {
+    for (const auto& s : map.sections) decode_range({s.addr, s.size});
+    return r;
+  }
+  for (const CodeRange& range : map.functions) decode_range(range);
+  r.gaps_decoded = options.decode_gaps;
+  for (const CodeRange& gap : uncovered_ranges(map.sections, map.functions)) {
+    r.gap_bytes += gap.size;
+    if (options.decode_gaps) r.gap_avx512 += decode_range(gap);
   }
   return r;
 }
@@ -172,12 +206,28 @@ std::string scan_text(const std::vector<ScanResult>& results) {
     }
     std::snprintf(buf, sizeof buf,
                   "%s: %llu AVX-512 instructions, %llu translated (%.1f%%) [%llu instructions "
-                  "in %llu code bytes, ranges from %s]\n",
+                  "in %llu code bytes, ranges from %s; %llu executable bytes outside them]\n",
                   r.path.c_str(), (unsigned long long)r.avx512, (unsigned long long)r.translated,
                   r.avx512 ? 100.0 * double(r.translated) / double(r.avx512) : 100.0,
                   (unsigned long long)r.instructions, (unsigned long long)r.code_bytes,
-                  r.function_source.c_str());
+                  r.function_source.c_str(), (unsigned long long)r.gap_bytes);
     out += buf;
+    // Compiler output leaves a few percent of padding between functions;
+    // much more than that is code the function ranges do not describe.
+    if (!r.gaps_decoded && r.gap_bytes * 10 > r.gap_bytes + r.code_bytes) {
+      std::snprintf(buf, sizeof buf,
+                    "  warning: %llu executable bytes (%.0f%%) lie outside every known function "
+                    "and were not decoded (assembly without unwind info or symbols?); 'avx512emu "
+                    "cache build' decodes them\n",
+                    (unsigned long long)r.gap_bytes,
+                    100.0 * double(r.gap_bytes) / double(r.gap_bytes + r.code_bytes));
+      out += buf;
+    } else if (r.gap_avx512) {
+      std::snprintf(buf, sizeof buf,
+                    "  %llu of them in %llu executable bytes outside every known function\n",
+                    (unsigned long long)r.gap_avx512, (unsigned long long)r.gap_bytes);
+      out += buf;
+    }
     if (!r.avx512) continue;
     for (const auto& [isa, n] : r.per_isa_set) {
       std::snprintf(buf, sizeof buf, "  %-24s %8llu\n", isa.c_str(), (unsigned long long)n);
@@ -210,7 +260,9 @@ std::string scan_json(const std::vector<ScanResult>& results) {
     }
     out += ",\"function_source\":\"" + r.function_source + "\",\"code_bytes\":" +
            std::to_string(r.code_bytes) + ",\"instructions\":" + std::to_string(r.instructions) +
-           ",\"avx512\":" + std::to_string(r.avx512) + ",\"translated\":" +
+           ",\"gap_bytes\":" + std::to_string(r.gap_bytes) + ",\"gap_avx512\":" +
+           std::to_string(r.gap_avx512) + ",\"avx512\":" + std::to_string(r.avx512) +
+           ",\"translated\":" +
            std::to_string(r.translated) + ",\"per_isa_set\":" + json_counts(r.per_isa_set) +
            ",\"per_mnemonic\":" + json_counts(r.per_mnemonic) +
            ",\"untranslated\":" + json_counts(r.untranslated) + "}";

@@ -44,6 +44,40 @@ void print(const std::string& text) {
   if (!text.empty()) (void)!write(STDERR_FILENO, text.data(), text.size());
 }
 
+//! The AVX512EMU_CACHE file, when one was given and accepted.
+const char* g_cache_file = nullptr;
+
+//! Loads AVX512EMU_CACHE before the sweep, so that the sweep's
+//! pre-translations come from the file. A file the loader refuses is never
+//! used; the program still runs, translating at run time, and is told why
+//! on stderr whatever the options (`avx512emu run --cache` refuses such a
+//! file before the program starts).
+void load_cache_file(bool stats) {
+  const char* path = std::getenv("AVX512EMU_CACHE");
+  if (!path || !*path) return;
+  std::string error;
+  if (!avx512emu::load_translation_cache(path, error)) {
+    print("avx512emu: AVX512EMU_CACHE refused: " + error +
+          "; not using it, translating at run time instead\n");
+    return;
+  }
+  g_cache_file = path;
+  if (stats) print(std::string("avx512emu: translation cache ") + path + " loaded\n");
+}
+
+//! The --stats line about the cache file: how many translations it served
+//! and how many the JIT still had to compile (0 when the file covered every
+//! AVX-512 instruction the process met).
+std::string cache_report_text() {
+  if (!g_cache_file) return "";
+  const avx512emu::TranslateStats t = avx512emu::translate_stats();
+  return "avx512emu stats: translation cache " + std::string(g_cache_file) + ": " +
+         std::to_string(t.file_hits) + " translations from the file, " +
+         std::to_string(t.translations) + " JIT compiles" +
+         (t.translations == 0 ? " (the file covered every instruction)\n"
+                              : " (instructions the file does not have)\n");
+}
+
 void sweep_and_report() {
   const bool arm = runtime_options().simulate_avx2;
   const auto sweeps = sweep_loaded_objects(arm);
@@ -61,11 +95,7 @@ __attribute__((constructor)) void avx512emu_preload_init() {
   options.simulate_avx2 = env_flag("AVX512EMU_SIMULATE_AVX2");
   options.stats = env_flag("AVX512EMU_STATS");
   options.check_shadow = env_flag("AVX512EMU_CHECK_SHADOW");
-  if (const char* cache = std::getenv("AVX512EMU_CACHE"); cache && *cache) {
-    std::string error;
-    if (!avx512emu::load_translation_cache(cache, error))
-      print(std::string("avx512emu: ignoring AVX512EMU_CACHE: ") + error + "\n");
-  }
+  load_cache_file(options.stats);
   std::string error;
   if (!install_sigill_runtime(options, error)) {
     print("avx512emu: runtime not installed: " + error + "\n");
@@ -84,7 +114,8 @@ __attribute__((constructor)) void avx512emu_preload_init() {
 }
 
 __attribute__((destructor)) void avx512emu_preload_fini() {
-  if (sigill_runtime_installed() && runtime_options().stats) print(runtime_stats_text());
+  if (sigill_runtime_installed() && runtime_options().stats)
+    print(runtime_stats_text() + cache_report_text());
 }
 
 template <class Fn>

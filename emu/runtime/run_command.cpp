@@ -1,5 +1,6 @@
-// Owns `avx512emu run`: option parsing, the environment handed to the
-// program (LD_PRELOAD, AVX512EMU_*, GLIBC_TUNABLES) and the exec.
+// Owns `avx512emu run`: option parsing, the up-front check of a --cache
+// file, the environment handed to the program (LD_PRELOAD, AVX512EMU_*,
+// GLIBC_TUNABLES) and the exec.
 #include "run_command.h"
 
 #include <unistd.h>
@@ -11,11 +12,15 @@
 #include <cstring>
 #include <string>
 
+#include "cache_builder.h"
+#include "cache_file.h"
+
 namespace avx512emu {
 namespace {
 
 constexpr const char* kRunUsage =
-    "usage: avx512emu run [--stats] [--no-patch] [--simulate-avx2] [--help] -- PROGRAM [ARGS...]\n"
+    "usage: avx512emu run [--stats] [--no-patch] [--simulate-avx2] [--cache FILE] [--help]\n"
+    "                     -- PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM with the avx512emu trap runtime preloaded: every AVX-512\n"
     "instruction the CPU rejects (SIGILL) runs as translated AVX2 code. After\n"
@@ -29,10 +34,14 @@ constexpr const char* kRunUsage =
     "                   overwrite every AVX-512 instruction of the program and its\n"
     "                   libraries with ud2 so it traps, and make glibc choose its\n"
     "                   AVX2 string functions (GLIBC_TUNABLES), as on such a CPU\n"
+    "  --cache FILE     take translations from FILE (written by 'avx512emu cache\n"
+    "                   build') instead of compiling them; the file is checked\n"
+    "                   first, and a missing, corrupt, foreign or version-\n"
+    "                   mismatched file stops here: the program is not run\n"
     "  --help           this text\n"
     "\n"
     "environment: AVX512EMU_PRELOAD (the preload library), AVX512EMU_CACHE\n"
-    "(a translation-cache file from 'avx512emu cache build').\n"
+    "(what --cache sets).\n"
     "\n"
     "example:\n  avx512emu run --stats -- ./my_avx512_program --its-args\n";
 
@@ -60,6 +69,28 @@ void prepend_env(const char* name, const std::string& value, char sep) {
   setenv(name, v.c_str(), 1);
 }
 
+//! Checks a --cache file as completely as the runtime ever will (header,
+//! tables and the checksum of every translation), so that a bad file stops
+//! `run` before the program starts instead of being ignored inside it.
+//! Returns the absolute path to hand to the program (which may chdir).
+bool check_cache_file(const std::string& path, std::string& absolute, std::string& error) {
+  const auto file = jit::CacheFile::open(path, emu_version(), error);
+  if (!file) return false;
+  std::string first_bad;
+  if (const uint32_t bad = file->verify_all_code(&first_bad)) {
+    error = path + ": corrupt: " + std::to_string(bad) + " translations fail their checksum (" +
+            first_bad + ")";
+    return false;
+  }
+  char resolved[PATH_MAX];
+  if (!realpath(path.c_str(), resolved)) {
+    error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  absolute = resolved;
+  return true;
+}
+
 }  // namespace
 
 std::string find_preload_library() {
@@ -73,6 +104,7 @@ std::string find_preload_library() {
 
 int run_command(int argc, char** argv) {
   bool stats = false, no_patch = false, simulate = false;
+  const char* cache = nullptr;
   int i = 0;
   for (; i < argc; ++i) {
     const char* a = argv[i];
@@ -90,7 +122,13 @@ int run_command(int argc, char** argv) {
       no_patch = true;
     else if (!std::strcmp(a, "--simulate-avx2"))
       simulate = true;
-    else if (a[0] == '-') {
+    else if (!std::strcmp(a, "--cache")) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "avx512emu run: --cache needs a FILE\n\n%s", kRunUsage);
+        return 2;
+      }
+      cache = argv[++i];
+    } else if (a[0] == '-') {
       std::fprintf(stderr, "avx512emu run: unknown option '%s'\n\n%s", a, kRunUsage);
       return 2;
     } else {
@@ -108,6 +146,18 @@ int run_command(int argc, char** argv) {
         "avx512emu run: cannot find libavx512emu-preload.so (looked in $AVX512EMU_PRELOAD, "
         "next to this executable and in ../lib/avx512emu/)\n");
     return 1;
+  }
+  if (cache) {
+    std::string absolute, error;
+    if (!check_cache_file(cache, absolute, error)) {
+      std::fprintf(stderr,
+                   "avx512emu run: refusing the translation cache %s\n"
+                   "avx512emu run: not running %s (rebuild the file with 'avx512emu cache build', "
+                   "or run without --cache)\n",
+                   error.c_str(), argv[i]);
+      return kBadCacheExitCode;
+    }
+    setenv("AVX512EMU_CACHE", absolute.c_str(), 1);
   }
   prepend_env("LD_PRELOAD", preload, ':');
   if (stats) setenv("AVX512EMU_STATS", "1", 1);

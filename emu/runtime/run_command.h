@@ -5,10 +5,16 @@
 
 namespace avx512emu {
 
-//! `avx512emu run [--stats] [--no-patch] [--simulate-avx2] [--help] -- PROGRAM ARGS...`
+//! Exit status of `run` when its --cache file is missing, corrupt, foreign or
+//! from another version (the program is then not started).
+inline constexpr int kBadCacheExitCode = 3;
+
+//! `avx512emu run [--stats] [--no-patch] [--simulate-avx2] [--cache FILE] [--help]
+//! -- PROGRAM ARGS...`
 //! `argv` holds the arguments after "run". Execs the program on success (does
-//! not return); returns 2 for bad arguments, 126/127 when the program cannot
-//! be executed (as shells do), 1 when the preload library is missing.
+//! not return); returns 2 for bad arguments, kBadCacheExitCode for an
+//! unusable --cache file, 126/127 when the program cannot be executed (as
+//! shells do), 1 when the preload library is missing.
 int run_command(int argc, char** argv);
 
 //! The preload library: $AVX512EMU_PRELOAD, else libavx512emu-preload.so next
