@@ -24,71 +24,23 @@
 #include <vector>
 
 #include "scan.h"
+#include "subprocess.h"
 
 namespace {
 
 const std::string kPrograms = AVX512EMU_RUNTIME_PROGRAMS;
 
-struct Outcome {
-  std::string out, err;
-  int exit_code = -1;  //!< When the process exited.
-  int signal = 0;      //!< When a signal ended it.
-};
-
-using Env = std::vector<std::pair<std::string, std::string>>;
-
-//! Runs argv[0] (PATH lookup) with extra environment variables; collects
-//! stdout, stderr and how the process ended.
-Outcome run(const std::vector<std::string>& argv, const Env& env = {}) {
-  Outcome o;
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return o;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&o.out, &o.err};
-  int open_fds = 2;
-  while (open_fds > 0 && poll(fds, 2, -1) > 0) {
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
-      char buf[4096];
-      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        sinks[i]->append(buf, size_t(n));
-      } else {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) o.signal = WTERMSIG(status);
-  return o;
-}
+using avx512emu::testing::describe;
+using avx512emu::testing::Env;
+using avx512emu::testing::Outcome;
+using avx512emu::testing::run;
+using avx512emu::testing::stat;
 
 //! `avx512emu run`: the CLI once it dispatches `run`, else the standalone
 //! avx512emu-run built from the same source.
 std::vector<std::string> run_tool() {
-  static const std::vector<std::string> tool = [] {
-    const Outcome probe = run({AVX512EMU_CLI, "run", "--help"});
-    if (probe.exit_code == 0 && probe.out.find("usage: avx512emu run") != std::string::npos)
-      return std::vector<std::string>{AVX512EMU_CLI, "run"};
-    return std::vector<std::string>{AVX512EMU_RUN_STANDALONE};
-  }();
+  static const std::vector<std::string> tool =
+      avx512emu::testing::run_tool(AVX512EMU_CLI, AVX512EMU_RUN_STANDALONE);
   return tool;
 }
 
@@ -110,17 +62,10 @@ std::vector<std::string> under_qemu(const std::vector<std::string>& program, con
                                    std::string("LD_PRELOAD=") + AVX512EMU_PRELOAD_LIBRARY};
   for (const auto& [name, value] : env) {
     argv.push_back("-E");
-    argv.push_back(name + "=" + value);
+    argv.push_back(name + "=" + value.value_or(""));
   }
   argv.insert(argv.end(), program.begin(), program.end());
   return argv;
-}
-
-//! A number from the --stats report, e.g. stat(err, "traps").
-uint64_t stat(const std::string& report, const std::string& name) {
-  std::smatch m;
-  if (!std::regex_search(report, m, std::regex("[ ,(]" + name + " ([0-9]+)"))) return ~uint64_t(0);
-  return std::stoull(m[1]);
 }
 
 //! The last `n` space-separated words of `text`.
@@ -130,11 +75,6 @@ std::vector<std::string> last_words(const std::string& text, size_t n) {
   for (std::string w; in >> w;) words.push_back(w);
   if (words.size() > n) words.erase(words.begin(), words.end() - long(n));
   return words;
-}
-
-std::string describe(const Outcome& o) {
-  return "exit " + std::to_string(o.exit_code) + ", signal " + std::to_string(o.signal) +
-         "\n--- stdout:\n" + o.out + "--- stderr:\n" + o.err;
 }
 
 // ---- avx512emu run: arguments ---------------------------------------------------------

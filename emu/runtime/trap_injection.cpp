@@ -83,9 +83,31 @@ const Segment* segment_of(const LoadedObject& o, uint64_t address, size_t length
 // them ends in an unconditional transfer (ret, jmp, ud2, int3, hlt, or a
 // call that does not return), so no fall-through enters them.
 
+//! An object's ElfCodeMap, read from its file on first use (islands and
+//! the idiom search both need it, most objects neither).
+class LazyCodeMap {
+ public:
+  explicit LazyCodeMap(const std::string& path) : path_(path) {}
+  const ElfCodeMap& get() {
+    if (loaded_) return map_;
+    loaded_ = true;
+    std::ifstream in(path_, std::ios::binary);
+    const std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    std::string error;
+    if (file.empty() || !read_elf_code_map(file, map_, error)) map_ = {};
+    return map_;
+  }
+
+ private:
+  std::string path_;
+  bool loaded_ = false;
+  ElfCodeMap map_;
+};
+
 class IslandFinder {
  public:
-  explicit IslandFinder(const LoadedObject& o) : object_(o) {}
+  IslandFinder(const LoadedObject& o, LazyCodeMap& code_map) : object_(o), code_map_(code_map) {}
 
   //! Reserves 5 padding bytes within rel8 reach of a jmp at `site` (runtime
   //! address), or returns 0.
@@ -116,12 +138,7 @@ class IslandFinder {
 
   void load() {
     loaded_ = true;
-    std::ifstream in(object_.path, std::ios::binary);
-    const std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)),
-                                    std::istreambuf_iterator<char>());
-    ElfCodeMap map;
-    std::string error;
-    if (file.empty() || !read_elf_code_map(file, map, error)) return;
+    const ElfCodeMap& map = code_map_.get();
     for (size_t i = 0; i + 1 < map.functions.size(); ++i) {
       const uint64_t start = map.functions[i].start + map.functions[i].size;
       const uint64_t end = map.functions[i + 1].start;
@@ -158,18 +175,25 @@ class IslandFinder {
   }
 
   const LoadedObject& object_;
+  LazyCodeMap& code_map_;
   bool loaded_ = false;
   std::vector<Gap> gaps_;  //!< Sorted by address.
 };
 
-ObjectSweep sweep_object(const LoadedObject& o, bool arm) {
+//! The ud2 writes a sweep has decided on for one object, not yet made.
+struct PendingArming {
+  std::vector<CodeEdit> edits;
+  std::vector<Site*> sites;
+};
+
+ObjectSweep sweep_object(const LoadedObject& o, bool arm, PendingArming& pending) {
   ObjectSweep r;
   r.path = o.path;
   r.base = o.base;
   for (const Segment& s : o.code)
     if (!s.writable) add_code_region(s.start, s.end);
-  std::vector<CodeEdit> edits;
-  std::vector<Site*> armed;
+  std::vector<CodeEdit>& edits = pending.edits;
+  std::vector<Site*>& armed = pending.sites;
   IslandFinder islands(o);
   const ScanResult scan = scan_elf_file(o.path, [&](const FoundInstruction& f) {
     const uint64_t address = o.base + f.address;
@@ -217,17 +241,19 @@ ObjectSweep sweep_object(const LoadedObject& o, bool arm) {
   });
   r.error = scan.error;
   r.function_source = scan.function_source;
-  if (!edits.empty()) {
-    std::sort(edits.begin(), edits.end(),
-              [](const CodeEdit& a, const CodeEdit& b) { return a.address < b.address; });
-    if (apply_code_edits(edits.data(), edits.size())) {
-      for (Site* s : armed) s->state.store(SiteState::kArmed);
-      r.armed = armed.size();
-    } else {
-      r.error = "cannot rewrite the code pages (mmap/mremap failed); nothing armed";
-    }
-  }
   return r;
+}
+
+void arm_object(PendingArming& pending, ObjectSweep& r) {
+  if (pending.edits.empty()) return;
+  std::sort(pending.edits.begin(), pending.edits.end(),
+            [](const CodeEdit& a, const CodeEdit& b) { return a.address < b.address; });
+  if (apply_code_edits(pending.edits.data(), pending.edits.size())) {
+    for (Site* s : pending.sites) s->state.store(SiteState::kArmed);
+    r.armed = pending.sites.size();
+  } else {
+    r.error = "cannot rewrite the code pages (mmap/mremap failed); nothing armed";
+  }
 }
 
 bool is_sweepable(const LoadedObject& o) {
@@ -240,14 +266,20 @@ bool is_sweepable(const LoadedObject& o) {
 std::vector<ObjectSweep> sweep_loaded_objects(bool arm) {
   std::lock_guard<std::mutex> lock(g_sweep_mutex);
   std::vector<ObjectSweep> out;
+  // Every object is swept before any is armed: the sweep itself calls
+  // libc's string functions, which are AVX-512 code, and armed ones would
+  // trap millions of times at start-up (every time with --no-patch).
+  std::vector<PendingArming> pending;
   for (LoadedObject& o : loaded_objects()) {
     if (!is_sweepable(o)) continue;
     auto& swept = swept_objects();
     auto it = swept.find(o.base);
     if (it != swept.end() && it->second.path == o.path) continue;
-    out.push_back(sweep_object(o, arm));
+    pending.emplace_back();
+    out.push_back(sweep_object(o, arm, pending.back()));
     swept[o.base] = std::move(o);
   }
+  for (size_t i = 0; i < out.size(); ++i) arm_object(pending[i], out[i]);
   return out;
 }
 
