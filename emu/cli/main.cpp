@@ -16,6 +16,8 @@
 #include "cache_builder.h"
 #include "coverage.h"
 #include "demo.h"
+#include "kvm/featuremap_command.h"
+#include "kvm/vm_command.h"
 #include "run_command.h"
 #include "scan.h"
 #include "selfcheck/differential.h"
@@ -37,6 +39,8 @@ constexpr const char* kUsage =
     "  verify [MNEMONIC...] check translations against this CPU, bit for bit\n"
     "  demo                translate and run a bundled AVX-512 sample, check it\n"
     "  run [OPTIONS] -- PROGRAM ARGS...  run a program with the trap runtime\n"
+    "  vm [--native|--avx2-only] [--stats] WORKLOAD  run a guest workload on /dev/kvm\n"
+    "  featuremap [OPTIONS] CPUID features a host can advertise to guests\n"
     "\n"
     "Run 'avx512emu COMMAND --help' for a command's options.\n";
 
@@ -226,7 +230,8 @@ int cmd_cache(int argc, char** argv) {
     return 2;
   }
   avx512emu::CacheBuildOptions o;
-  o.progress = isatty(2);
+  o.progress = isatty(2) ? avx512emu::CacheBuildProgress::kTerminal
+                         : avx512emu::CacheBuildProgress::kLines;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if ((a == "-j" || a == "-o") && i + 1 >= argc) {
@@ -263,15 +268,22 @@ int cmd_cache(int argc, char** argv) {
   std::printf(
       "%s: %d files scanned (%d skipped: not ELF or unreadable), %llu AVX-512 instructions, "
       "%llu distinct, %llu translated, %llu not translated\n"
-      "translation: %.2f s with %d threads (%.0f instructions/s); %.1f code bytes per "
-      "translation; file %llu bytes; total %.2f s\n",
+      "scan: %.2f s; translation: %.2f s with %d threads (%.0f distinct instructions/s); "
+      "%.1f code bytes per translation; file %llu bytes (%.1f per translation); total %.2f s\n",
       o.output.c_str(), sum.files_scanned, sum.files_skipped,
       (unsigned long long)sum.instructions_found, (unsigned long long)sum.distinct,
-      (unsigned long long)sum.translated, (unsigned long long)sum.untranslated,
+      (unsigned long long)sum.translated, (unsigned long long)sum.untranslated, sum.scan_seconds,
       sum.translate_seconds, o.jobs,
       sum.translate_seconds > 0 ? double(sum.distinct) / sum.translate_seconds : 0.0,
       sum.translated ? double(sum.code_bytes) / double(sum.translated) : 0.0,
-      (unsigned long long)sum.file_bytes, sum.seconds);
+      (unsigned long long)sum.file_bytes,
+      sum.translated ? double(sum.file_bytes) / double(sum.translated) : 0.0, sum.seconds);
+  if (!sum.untranslated_mnemonics.empty()) {
+    std::printf("not translated (distinct encodings):");
+    for (const auto& [mnemonic, n] : sum.untranslated_mnemonics)
+      std::printf(" %s=%llu", mnemonic.c_str(), (unsigned long long)n);
+    std::printf("\n");
+  }
   return 0;
 }
 
@@ -389,6 +401,8 @@ int main(int argc, char** argv) {
   if (cmd == "verify") return cmd_verify(argc - 2, argv + 2);
   if (cmd == "demo") return cmd_demo(argc - 2, argv + 2);
   if (cmd == "run") return avx512emu::run_command(argc - 2, argv + 2);
+  if (cmd == "vm") return avx512emu::kvm::vm_command(argc - 2, argv + 2);
+  if (cmd == "featuremap") return avx512emu::kvm::featuremap_command(argc - 2, argv + 2);
   std::fprintf(stderr, "avx512emu: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return 2;
 }
