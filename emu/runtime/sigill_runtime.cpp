@@ -20,6 +20,7 @@
 #include "decoded_insn.h"
 #include "signal_safe.h"
 #include "site_patcher.h"
+#include "vex_idioms.h"
 
 namespace avx512emu::runtime {
 namespace {
@@ -559,6 +560,9 @@ bool install_sigill_runtime(const RuntimeOptions& options, std::string& error) {
 bool sigill_runtime_installed() {
   return g_installed;
 }
+bool host_holds_avx512_state() {
+  return host_has_avx512_state();
+}
 const RuntimeOptions& runtime_options() {
   return g_options;
 }
@@ -602,8 +606,14 @@ std::string runtime_stats_text() {
   const RuntimeCounters c = runtime_counters();
   const TranslateStats t = translate_stats();
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_mnemonic;  // traps, stub runs
+  uint64_t idioms = 0, idiom_traps = 0, idiom_runs = 0;
   g_sites.for_each([&](const Site& s) {
     const uint64_t traps = s.traps.load(), runs = s.stub_runs.load();
+    if (is_vex_idiom_translation(s.translation) && s.state.load() != SiteState::kOriginal) {
+      ++idioms;
+      idiom_traps += traps;
+      idiom_runs += runs;
+    }
     if (!traps && !runs) return;
     auto& e = per_mnemonic[s.mnemonic];
     e.first += traps;
@@ -628,6 +638,11 @@ std::string runtime_stats_text() {
                 ", handler misses %" PRIu64 ", not emulated %" PRIu64 "\n",
                 t.translations, t.memory_hits, t.file_hits, t.failures, c.handler_misses,
                 c.not_emulated);
+  out += buf;
+  std::snprintf(buf, sizeof buf,
+                "avx512emu stats: vex zero idioms armed %" PRIu64 " (traps %" PRIu64
+                ", stub runs %" PRIu64 ")\n",
+                idioms, idiom_traps, idiom_runs);
   out += buf;
   if (g_options.check_shadow) {
     std::snprintf(buf, sizeof buf, "avx512emu stats: shadow mismatches %" PRIu64 "\n",

@@ -31,6 +31,10 @@
 //   vmovdqa ymm0, ymm0, or recomputing the same value), and an SSE write
 //   that is misread by the ambiguous rule. zmm16-31 and k0-7 cannot be
 //   written by non-AVX-512 code, so they need no detection.
+// - The commonest unchanged-value VEX writes, zeroing idioms (vpxor xmm4,
+//   xmm4, xmm4 on a zero ymm4) and vzeroupper/vzeroall, are not left to
+//   detection in functions with AVX-512 code: the sweep registers them as
+//   sites that run here (vex_idioms.h).
 // - Nesting: a trap inside the handler (a miss path that calls libc code we
 //   armed) or inside a stub run uses the next shadow level, so the
 //   interrupted level's state is not disturbed.
@@ -63,6 +67,9 @@ struct RuntimeOptions {
 bool install_sigill_runtime(const RuntimeOptions& options, std::string& error);
 
 bool sigill_runtime_installed();
+//! Whether the OS enables the AVX-512 state components (XCR0): false on an
+//! AVX2 CPU and under QEMU's AVX2 model. Valid once installed.
+bool host_holds_avx512_state();
 const RuntimeOptions& runtime_options();
 
 //! The process's trap sites (sweep, handler and patcher share it).

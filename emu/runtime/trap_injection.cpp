@@ -19,6 +19,7 @@
 #include "scan.h"
 #include "sigill_runtime.h"
 #include "site_patcher.h"
+#include "vex_idioms.h"
 
 namespace avx512emu::runtime {
 namespace {
@@ -184,17 +185,123 @@ class IslandFinder {
 struct PendingArming {
   std::vector<CodeEdit> edits;
   std::vector<Site*> sites;
+  size_t idioms = 0;  //!< How many of `sites` are VEX idioms.
 };
 
-ObjectSweep sweep_object(const LoadedObject& o, bool arm, PendingArming& pending) {
+//! Registers a site whose bytes in memory are the original ones, and queues
+//! its ud2 when `arm`. Returns null when the site table is full (the
+//! instruction then runs, or traps, unregistered).
+Site* register_site(uint64_t address, const uint8_t* bytes, uint8_t length,
+                    const Translation* translation, const char* mnemonic, bool arm,
+                    PendingArming& pending) {
+  // kArmed once the ud2 is in place (arm_object).
+  Site* site =
+      site_table().insert(address, bytes, length, SiteState::kOriginal, translation, mnemonic);
+  if (!site) return nullptr;
+  // An existing record (same object reloaded at the same address) may say
+  // "patched"; the memory the caller checked holds the original.
+  site->state.store(SiteState::kOriginal);
+  site->unpatchable.store(false);
+  if (arm) {
+    CodeEdit e;
+    e.address = address;
+    e.bytes[0] = 0x0f;  // ud2
+    e.bytes[1] = 0x0b;
+    e.length = 2;
+    pending.edits.push_back(e);
+    pending.sites.push_back(site);
+  }
+  return site;
+}
+
+//! Registers and arms the VEX zeroing idioms and vzeroupper/vzeroall
+//! (vex_idioms.h) of every function range that holds an AVX-512 instruction
+//! (`avx512`: link-time addresses). Only there: the stale upper halves they
+//! cause matter to AVX-512 code, and each registered one costs a stub run
+//! per execution. An idiom is registered only when it will not trap at
+//! every execution: it can carry a jmp rel32 (5 bytes), or it runs in the
+//! plan of the AVX-512 instruction before it, or its jmp can span into the
+//! site after it (4 bytes), or it has an island. The others stay native
+//! (counted).
+void sweep_vex_idioms(const LoadedObject& o, std::vector<uint64_t>& avx512, LazyCodeMap& code_map,
+                      IslandFinder& islands, PendingArming& pending, ObjectSweep& r) {
+  if (avx512.empty()) return;
+  std::sort(avx512.begin(), avx512.end());
+  const ElfCodeMap& map = code_map.get();
+  std::vector<CodeRange> ranges = map.functions;
+  if (ranges.empty())  // the scan swept the executable sections linearly
+    for (const ElfCodeMap::Section& s : map.sections) ranges.push_back({s.addr, s.size});
+  struct Insn {
+    uint64_t address;
+    uint8_t length;
+    VexIdiom idiom;
+    uint64_t island;
+    bool anchored;
+  };
+  std::vector<Insn> insns;
+  for (const CodeRange& range : ranges) {
+    const auto first = std::lower_bound(avx512.begin(), avx512.end(), range.start);
+    if (first == avx512.end() || *first >= range.start + range.size) continue;
+    const uint64_t start = o.base + range.start, end = start + range.size;
+    const Segment* seg = segment_of(o, start, range.size);
+    if (!seg || seg->writable) continue;
+    insns.clear();
+    for (uint64_t a = start; a < end;) {
+      const auto* p = reinterpret_cast<const uint8_t*>(a);
+      const size_t n = instruction_length(p, std::min<uint64_t>(15, end - a));
+      // Bytes that do not decode (data in code): stop rather than guess where
+      // the next instruction starts.
+      if (!n) break;
+      insns.push_back({a, uint8_t(n), match_vex_idiom(p, n), 0, false});
+      a += n;
+    }
+    auto is_site = [&](size_t i) {
+      if (insns[i].idiom.kind != VexIdiomKind::kNone) return insns[i].anchored;
+      const Site* s = site_table().lookup(insns[i].address);
+      return s && s->translation;
+    };
+    for (size_t i = 0; i < insns.size(); ++i) {
+      Insn& x = insns[i];
+      if (x.idiom.kind == VexIdiomKind::kNone) continue;
+      if (x.length < 5) x.island = islands.reserve_near(x.address);
+      x.anchored = x.length >= 5 || x.island || (i > 0 && is_site(i - 1));
+    }
+    for (size_t i = insns.size(); i-- > 0;) {
+      Insn& x = insns[i];
+      if (x.idiom.kind != VexIdiomKind::kNone && !x.anchored && x.length == 4 &&
+          i + 1 < insns.size() && is_site(i + 1))
+        x.anchored = true;
+    }
+    for (const Insn& x : insns) {
+      if (x.idiom.kind == VexIdiomKind::kNone) continue;
+      if (!x.anchored) {
+        ++r.vex_idioms_native;
+        continue;
+      }
+      const auto* bytes = reinterpret_cast<const uint8_t*>(x.address);
+      const size_t before = pending.sites.size();
+      Site* site = register_site(x.address, bytes, x.length, vex_idiom_translation(x.idiom),
+                                 x.idiom.mnemonic, /*arm=*/true, pending);
+      if (!site) continue;
+      pending.idioms += pending.sites.size() - before;
+      if (x.island && !site->island) {
+        site->island = x.island;
+        ++r.islands;
+      }
+    }
+  }
+}
+
+ObjectSweep sweep_object(const LoadedObject& o, bool arm, bool arm_idioms,
+                         PendingArming& pending) {
   ObjectSweep r;
   r.path = o.path;
   r.base = o.base;
   for (const Segment& s : o.code)
     if (!s.writable) add_code_region(s.start, s.end);
-  std::vector<CodeEdit>& edits = pending.edits;
-  std::vector<Site*>& armed = pending.sites;
-  IslandFinder islands(o);
+  LazyCodeMap code_map(o.path);
+  IslandFinder islands(o, code_map);
+  std::vector<uint64_t> avx512;  // link-time addresses, for the idiom sweep
   const ScanResult scan = scan_elf_file(o.path, [&](const FoundInstruction& f) {
     const uint64_t address = o.base + f.address;
     ++r.avx512;
@@ -206,6 +313,7 @@ ObjectSweep sweep_object(const LoadedObject& o, bool arm, PendingArming& pending
       ++r.skipped;
       return;
     }
+    avx512.push_back(f.address);
     const TranslateResult t = translate(f.bytes, f.length);
     const char* mnemonic = "";
     if (t.error == TranslateError::kNone) {
@@ -217,30 +325,15 @@ ObjectSweep sweep_object(const LoadedObject& o, bool arm, PendingArming& pending
       mnemonic = d.mnemonic;
       ++r.untranslated[mnemonic];
     }
-    // kArmed once the ud2 is in place (below).
-    Site* site = site_table().insert(address, f.bytes, f.length, SiteState::kOriginal,
-                                     t.translation, mnemonic);
-    if (!site) return;  // table full: the instruction runs (or traps) unregistered
-    // An existing record (same object reloaded at the same address) may say
-    // "patched"; the memory we just compared holds the original.
-    site->state.store(SiteState::kOriginal);
-    site->unpatchable.store(false);
-    if (f.length < 5 && t.translation && !site->island) {
+    Site* site = register_site(address, f.bytes, f.length, t.translation, mnemonic, arm, pending);
+    if (site && f.length < 5 && t.translation && !site->island) {
       site->island = islands.reserve_near(address);
       if (site->island) ++r.islands;
-    }
-    if (arm) {
-      CodeEdit e;
-      e.address = address;
-      e.bytes[0] = 0x0f;  // ud2
-      e.bytes[1] = 0x0b;
-      e.length = 2;
-      edits.push_back(e);
-      armed.push_back(site);
     }
   });
   r.error = scan.error;
   r.function_source = scan.function_source;
+  if (arm_idioms) sweep_vex_idioms(o, avx512, code_map, islands, pending, r);
   return r;
 }
 
@@ -250,7 +343,8 @@ void arm_object(PendingArming& pending, ObjectSweep& r) {
             [](const CodeEdit& a, const CodeEdit& b) { return a.address < b.address; });
   if (apply_code_edits(pending.edits.data(), pending.edits.size())) {
     for (Site* s : pending.sites) s->state.store(SiteState::kArmed);
-    r.armed = pending.sites.size();
+    r.armed = pending.sites.size() - pending.idioms;
+    r.vex_idioms_armed = pending.idioms;
   } else {
     r.error = "cannot rewrite the code pages (mmap/mremap failed); nothing armed";
   }
@@ -270,13 +364,17 @@ std::vector<ObjectSweep> sweep_loaded_objects(bool arm) {
   // libc's string functions, which are AVX-512 code, and armed ones would
   // trap millions of times at start-up (every time with --no-patch).
   std::vector<PendingArming> pending;
+  // VEX idioms never trap by themselves, on an AVX2 CPU either: they are
+  // armed whenever the runtime emulates AVX-512 code, which is always except
+  // on an AVX-512 host without trap injection (that runs AVX-512 natively).
+  const bool arm_idioms = arm || !host_holds_avx512_state();
   for (LoadedObject& o : loaded_objects()) {
     if (!is_sweepable(o)) continue;
     auto& swept = swept_objects();
     auto it = swept.find(o.base);
     if (it != swept.end() && it->second.path == o.path) continue;
     pending.emplace_back();
-    out.push_back(sweep_object(o, arm, pending.back()));
+    out.push_back(sweep_object(o, arm, arm_idioms, pending.back()));
     swept[o.base] = std::move(o);
   }
   for (size_t i = 0; i < out.size(); ++i) arm_object(pending[i], out[i]);
@@ -315,6 +413,10 @@ std::string sweep_report_text(const std::vector<ObjectSweep>& sweeps, bool armed
                   s.path.c_str(), s.function_source.c_str(), s.avx512, s.translated);
     out += buf;
     if (armed) out += ", " + std::to_string(s.armed) + " armed";
+    if (s.vex_idioms_armed || s.vex_idioms_native)
+      out += ", vex zero idioms armed " + std::to_string(s.vex_idioms_armed);
+    if (s.vex_idioms_native)
+      out += " (" + std::to_string(s.vex_idioms_native) + " left native: no way to patch them)";
     if (s.islands) out += ", " + std::to_string(s.islands) + " islands";
     if (s.skipped) out += ", " + std::to_string(s.skipped) + " skipped (not as in the file)";
     if (!s.error.empty()) out += "; " + s.error;

@@ -22,6 +22,10 @@ struct ObjectSweep {
   uint64_t translated = 0;      //!< ... with a translation (pre-translated).
   uint64_t armed = 0;           //!< ... overwritten with ud2.
   uint64_t islands = 0;         //!< Padding reserved for sites shorter than 5 bytes.
+  //! VEX zeroing idioms and vzeroupper/vzeroall (vex_idioms.h) in functions
+  //! with AVX-512 code: registered and overwritten with ud2, and found but
+  //! left native because no jmp could ever replace their trap.
+  uint64_t vex_idioms_armed = 0, vex_idioms_native = 0;
   uint64_t skipped = 0;         //!< Not registered: bytes in memory differ from the file
                                 //!< (text relocations) or outside an r-x segment.
   std::map<std::string, uint64_t> untranslated;  //!< mnemonic -> count
@@ -34,7 +38,9 @@ struct ObjectSweep {
 //! executable sections are swept linearly. Each object's r-x segments become
 //! patchable code regions. With `arm`, every AVX-512 instruction found gets
 //! ud2 over its first two bytes (translated or not: an AVX2 host would trap
-//! on all of them). Thread safe (serialised); not for signal handlers.
+//! on all of them). VEX zeroing idioms and vzeroupper/vzeroall in functions
+//! with AVX-512 code are armed with `arm` and on hosts without AVX-512 state
+//! (vex_idioms.h). Thread safe (serialised); not for signal handlers.
 std::vector<ObjectSweep> sweep_loaded_objects(bool arm);
 
 //! Forgets objects that are no longer loaded (after dlclose): their code

@@ -8,7 +8,13 @@
    Every case runs twice: the first run traps, the second goes through the
    patched site's stub (unless --no-patch).
    With the argument "undetectable" it runs the one case the runtime
-   documents it cannot detect: a VEX write that leaves ymmN's value as it was. */
+   documents it cannot detect: a VEX write that leaves ymmN's value as it was.
+   The idiom cases are such writes that the runtime does handle, as
+   simdjson's icelake validate_utf8 has them: zmm4 (or zmm12, whose idiom
+   has a 3-byte VEX prefix) gets nonzero bits 511:256 and zero bits 255:0
+   from an EVEX instruction, a VEX zeroing idiom clears it, and an EVEX
+   instruction reads all 512 bits. vzeroupper does the same to bits 511:128
+   of a register whose bits 255:128 were zero. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,10 +43,38 @@ static void print_result(const char* name) {
     print_result(name);                                                          \
   } while (0)
 
+static uint8_t upper_only[64] __attribute__((aligned(64)));
+
+/* EVEX load of upper_only into zmmR, the native idiom, then (EVEX) zmmR
+   := zmmR | zmm2 stored whole: zmm2 is `other`, so a stale upper half shows
+   as bits that are not other's. */
+#define IDIOM_CASE(name, reg, native)                                                 \
+  do {                                                                                \
+    memset(result, 0xee, sizeof result);                                              \
+    __asm__ volatile(                                                                 \
+        "vmovdqu64 (%[o]), %%zmm2\n\t"                                                \
+        "vmovdqu64 (%[u]), %%zmm" #reg "\n\t" native                                  \
+        "\n\tvpord %%zmm2, %%zmm" #reg ", %%zmm" #reg "\n\t"                           \
+        "vmovdqu64 %%zmm" #reg ", (%[r])\n\t"                                          \
+        :                                                                             \
+        : [u] "r"(upper_only), [o] "r"(other), [r] "r"(result)                        \
+        : "memory", "xmm2", "xmm" #reg);                                              \
+    print_result(name);                                                               \
+  } while (0)
+
+static void idiom_cases(void) {
+  IDIOM_CASE("vpxor-xmm4", 4, "vpxor %%xmm4, %%xmm4, %%xmm4");
+  IDIOM_CASE("vxorps-ymm4", 4, "vxorps %%ymm4, %%ymm4, %%ymm4");
+  IDIOM_CASE("vpsubd-xmm4", 4, "vpsubd %%xmm4, %%xmm4, %%xmm4");
+  IDIOM_CASE("vpxor-xmm12", 12, "vpxor %%xmm12, %%xmm12, %%xmm12");
+  IDIOM_CASE("vzeroupper-hi-zero", 4, "vzeroupper");
+}
+
 int main(int argc, char** argv) {
   for (int i = 0; i < 64; ++i) {
     pattern[i] = (uint8_t)(0x11 * (i % 15 + 1));
     other[i] = (uint8_t)(0xa0 + i);
+    upper_only[i] = i < 32 ? 0 : (uint8_t)(0x31 + i);
   }
   if (argc > 1 && !strcmp(argv[1], "undetectable")) {
     CASE("vex-same-value", "vmovdqa %%ymm1, %%ymm1");
@@ -54,6 +88,7 @@ int main(int argc, char** argv) {
     CASE("vzeroupper", "vzeroupper");
     CASE("sse-write", "movdqa %%xmm2, %%xmm1");
     CASE("vex-other-reg", "vmovdqa %%ymm1, %%ymm3");
+    idiom_cases();
   }
   return 0;
 }
