@@ -16,7 +16,7 @@
 namespace avx512emu::kvm {
 namespace {
 
-using namespace reference;
+using namespace workload_reference;
 
 // ---- Fixture ---------------------------------------------------------------------------
 

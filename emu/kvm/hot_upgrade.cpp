@@ -3,6 +3,7 @@
 #include "hot_upgrade.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -99,19 +100,36 @@ bool decode(std::span<const uint8_t> payload, UpgradeState& s, std::string& erro
 }
 
 //! Compares what is pending or being injected; a vector number without its
-//! injected/pending flag is a leftover KVM keeps, not state.
+//! injected/pending flag, or an error code without has_error_code (#UD), is
+//! a leftover KVM keeps, not state.
 bool same_pending_events(const kvm_vcpu_events& a, const kvm_vcpu_events& b) {
   const bool a_exc = a.exception.injected || a.exception.pending;
   const bool b_exc = b.exception.injected || b.exception.pending;
   if (a.exception.injected != b.exception.injected || a.exception.pending != b.exception.pending ||
       (a_exc && b_exc &&
-       (a.exception.nr != b.exception.nr || a.exception.error_code != b.exception.error_code)))
+       (a.exception.nr != b.exception.nr ||
+        a.exception.has_error_code != b.exception.has_error_code ||
+        (a.exception.has_error_code && a.exception.error_code != b.exception.error_code))))
     return false;
   if (a.interrupt.injected != b.interrupt.injected || a.interrupt.shadow != b.interrupt.shadow ||
       (a.interrupt.injected && a.interrupt.nr != b.interrupt.nr))
     return false;
   return a.nmi.injected == b.nmi.injected && a.nmi.pending == b.nmi.pending &&
          a.nmi.masked == b.nmi.masked;
+}
+
+//! Pending and injected events in words, for an error message.
+std::string describe_events(const kvm_vcpu_events& e) {
+  std::string out;
+  auto add = [&](const std::string& what) { out += (out.empty() ? "" : ", ") + what; };
+  if (e.exception.injected) add("exception " + std::to_string(e.exception.nr) + " being injected");
+  if (e.exception.pending) add("exception " + std::to_string(e.exception.nr) + " pending");
+  if (e.interrupt.injected) add("interrupt " + std::to_string(e.interrupt.nr) + " being injected");
+  if (e.interrupt.shadow) add("interrupt shadow");
+  if (e.nmi.injected) add("NMI being injected");
+  if (e.nmi.pending) add("NMI pending");
+  if (e.nmi.masked) add("NMIs masked");
+  return out.empty() ? "none" : out;
 }
 
 bool inheritable(int fd) {
@@ -142,6 +160,10 @@ bool exec_upgrade(MiniVmm& vm, UpgradeState state, std::string& error) {
   if (!vm.complete_pending_exit(error)) return false;
   VcpuSnapshot snapshot;
   if (!capture_vcpu(vm.vm_fd(), vm.vcpu_fd(), snapshot, error)) return false;
+  // What the successor must find: the events as they stand once the last
+  // exit is complete (an exception KVM was delivering when KVM_RUN was
+  // interrupted may have moved on since the first read).
+  state.events = snapshot.events;
   state.vcpu = encode_vcpu(snapshot);
   state.pending_io = vm.last_exit_io();
   const int state_fd = memfd_create("avx512emu-upgrade-state", MFD_CLOEXEC);
@@ -174,10 +196,17 @@ bool exec_upgrade(MiniVmm& vm, UpgradeState state, std::string& error) {
   const std::string binary = state.binary.empty() ? "/proc/self/exe" : state.binary;
   std::fflush(stdout);
   std::fflush(stderr);
+  // An upgrade request that arrives while the successor starts stays
+  // pending (the mask survives exec) until it catches the signal.
+  sigset_t usr2, saved_mask;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  sigprocmask(SIG_BLOCK, &usr2, &saved_mask);
   char* argv[] = {const_cast<char*>(binary.c_str()), const_cast<char*>("vm"),
                   const_cast<char*>("--resume-upgrade"), const_cast<char*>(spec.c_str()), nullptr};
   execv(binary.c_str(), argv);
   error = "exec " + binary + ": " + std::strerror(errno);
+  sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
   for (const int f : {fds.vm, fds.vcpu, fds.memory, fds.cache}) fcntl(f, F_SETFD, FD_CLOEXEC);
   close(state_fd);
   return false;
@@ -234,19 +263,16 @@ bool resume_after_upgrade(const std::string& fd_spec, MiniVmm& vm, UpgradeState&
     return false;
   if (state.progress.miss_pending) vm.set_last_exit_io(state.pending_io);
   kvm_vcpu_events now{};
-  if (ioctl(vm.vcpu_fd(), KVM_GET_VCPU_EVENTS, &now) < 0 ||
-      !same_pending_events(now, state.events)) {
-    char detail[256];
-    std::snprintf(detail, sizeof detail,
-                  " (exception %u/%u -> %u/%u, pending %u -> %u, nmi masked %u -> %u, interrupt "
-                  "%u/%u -> %u/%u, nmi %u/%u -> %u/%u)",
-                  state.events.exception.injected, state.events.exception.nr,
-                  now.exception.injected, now.exception.nr, state.events.exception.pending,
-                  now.exception.pending, state.events.nmi.masked, now.nmi.masked,
-                  state.events.interrupt.injected, state.events.interrupt.shadow,
-                  now.interrupt.injected, now.interrupt.shadow, state.events.nmi.injected,
-                  state.events.nmi.pending, now.nmi.injected, now.nmi.pending);
-    error = std::string("the vCPU's pending events changed across the upgrade") + detail;
+  if (ioctl(vm.vcpu_fd(), KVM_GET_VCPU_EVENTS, &now) < 0) {
+    error = std::string("KVM_GET_VCPU_EVENTS: ") + std::strerror(errno);
+    return false;
+  }
+  if (!same_pending_events(now, state.events)) {
+    error =
+        "KVM did not take the vCPU's pending interrupt and exception state over (before the "
+        "upgrade: " +
+        describe_events(state.events) + "; after: " + describe_events(now) +
+        "); the guest would lose or repeat an event, so it is not resumed";
     return false;
   }
   return true;

@@ -6,6 +6,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +55,40 @@ class Socket {
  private:
   int fd_;
 };
+
+//! Ignores SIGPIPE while it lives: a peer that goes away mid-stream makes
+//! writes fail with EPIPE, which the migration handles, instead of killing
+//! the VMM (and the guest with it).
+class IgnoreSigpipe {
+ public:
+  IgnoreSigpipe() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ignore, &saved_);
+  }
+  ~IgnoreSigpipe() { sigaction(SIGPIPE, &saved_, nullptr); }
+  IgnoreSigpipe(const IgnoreSigpipe&) = delete;
+  IgnoreSigpipe& operator=(const IgnoreSigpipe&) = delete;
+
+ private:
+  struct sigaction saved_ {};
+};
+
+//! Ends our side of a conversation whose last words were just written: a
+//! close with unread input would reset the connection and the peer could
+//! lose those words, so read and drop its input until it closes (at most
+//! two seconds).
+void close_gracefully(int fd) {
+  shutdown(fd, SHUT_WR);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(2);
+  char buf[65536];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, int(left)) <= 0 || read(fd, buf, sizeof buf) <= 0) return;
+  }
+}
 
 bool split_address(const std::string& address, std::string& host, std::string& port,
                    std::string& error) {
@@ -385,6 +421,7 @@ bool switch_over(MiniVmm& vm, PageSender& sender, MigrationWriter& w, MigrationR
 RunOutcome run_and_migrate(MiniVmm& vm, uint64_t id, const MigrationSourceOptions& options,
                            MigrationReport& report) {
   const Clock::time_point start = Clock::now();
+  const IgnoreSigpipe no_sigpipe;
   report = MigrationReport{};
   auto run_locally = [&](const std::string& why) {
     report.failure = why;
@@ -493,6 +530,7 @@ bool rebuild_vcpu(MiniVmm& vm, VcpuSnapshot& source, const std::vector<uint8_t>&
 
 bool receive_migration(const MigrationDestinationOptions& options, MiniVmm& vm,
                        std::string& error) {
+  const IgnoreSigpipe no_sigpipe;
   Socket sock(accept_one(options.address, error));
   if (sock.get() < 0) return false;
   const Clock::time_point start = Clock::now();
@@ -504,6 +542,7 @@ bool receive_migration(const MigrationDestinationOptions& options, MiniVmm& vm,
     error = "migration refused: " + why;
     send_verdict(w, false, why);
     w.finish();
+    close_gracefully(sock.get());
     return false;
   };
   if (!r.read_header()) return refuse("bad migration stream: " + r.error());

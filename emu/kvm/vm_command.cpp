@@ -67,6 +67,20 @@ void on_upgrade_signal(int) {
   g_upgrade_requested = 1;
 }
 
+//! Catches SIGUSR2 as an upgrade request (no SA_RESTART: KVM_RUN must
+//! return) and unblocks it: an upgrading VMM blocks it across exec, so a
+//! request that arrives before this process is ready stays pending instead
+//! of killing it.
+void catch_upgrade_signal() {
+  struct sigaction sa {};
+  sa.sa_handler = on_upgrade_signal;
+  sigaction(SIGUSR2, &sa, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 const WorkloadInfo* find_workload(const std::string& name) {
   for (const WorkloadInfo& w : bundled_workloads())
     if (name == w.name) return &w;
@@ -128,9 +142,7 @@ bool parse_list(const char* s, std::vector<uint64_t>& out) {
 //! and on SIGUSR2, until it ends. Upgrades that fail are reported and the
 //! run goes on in this process.
 RunOutcome run_with_upgrades(MiniVmm& vm, UpgradeState& upgrade, bool fresh, uint64_t id) {
-  struct sigaction sa {};
-  sa.sa_handler = on_upgrade_signal;  // no SA_RESTART: KVM_RUN must return
-  sigaction(SIGUSR2, &sa, nullptr);
+  catch_upgrade_signal();
   RunLimits limits;
   limits.pause_request = &g_upgrade_requested;
   for (;;) {
@@ -251,6 +263,7 @@ int vm_command(int argc, char** argv) {
   std::string error;
 
   if (resume_spec) {  // the successor of an upgrading VMM
+    catch_upgrade_signal();
     MiniVmm vm;
     UpgradeState upgrade;
     if (!resume_after_upgrade(resume_spec, vm, upgrade, error)) {
@@ -329,6 +342,7 @@ int vm_command(int argc, char** argv) {
     return 2;
   }
   options.migratable_cpu = migrate_to != nullptr;
+  if (!migrate_to) catch_upgrade_signal();
   MiniVmm vm;
   if (!vm.create(options, error)) {
     std::fprintf(stderr, "avx512emu vm: %s\n", error.c_str());
