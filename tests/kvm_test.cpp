@@ -264,5 +264,43 @@ TEST_F(KvmTest, CommandLineRunsAWorkloadWithStats) {
   EXPECT_NE(out.find("hits "), std::string::npos) << out;
 }
 
+//! Runs a shell command, returning its exit status and what it printed.
+int run_shell(const std::string& cmd, std::string& out) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return -1;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  return pclose(p);
+}
+
+TEST_F(KvmTest, CacheFileServesEveryMissWithoutTheJit) {
+  // A cache built offline from the guest image covers every site: the VMM
+  // installs translations from the file and compiles none.
+  const std::string cli = AVX512EMU_CLI;
+  const std::string cache = ::testing::TempDir() + "kvm_guest.a5c";
+  std::string out;
+  ASSERT_EQ(run_shell(cli + " cache build -o " + cache + " " + AVX512EMU_GUEST_ELF, out), 0) << out;
+  out.clear();
+  ASSERT_EQ(run_shell(cli + " vm --avx2-only --stats --cache " + cache + " prefix_sum", out), 0)
+      << out;
+  EXPECT_NE(out.find("prefix_sum " + std::to_string(reference_prefix_sum()) + "\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("translations: 0 compiled by the JIT"), std::string::npos) << out;
+  EXPECT_EQ(out.find(" 0 from a cache file"), std::string::npos) << out;
+
+  // A damaged file is refused before the VM starts.
+  std::FILE* f = std::fopen(cache.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  std::fseek(f, 100, SEEK_SET);
+  std::fputc(0x5a, f);
+  std::fclose(f);
+  out.clear();
+  EXPECT_EQ(WEXITSTATUS(run_shell(cli + " vm --avx2-only --cache " + cache + " prefix_sum", out)), 3);
+  EXPECT_NE(out.find("cache file refused"), std::string::npos) << out;
+  EXPECT_EQ(out.find("prefix_sum "), std::string::npos) << out;
+  std::remove(cache.c_str());
+}
+
 }  // namespace
 }  // namespace avx512emu::kvm

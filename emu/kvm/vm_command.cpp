@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "avx512emu.h"
 #include "hot_upgrade.h"
 #include "live_migration.h"
 #include "mini_vmm.h"
@@ -23,7 +24,7 @@ namespace avx512emu::kvm {
 namespace {
 
 constexpr const char* kVmUsage =
-    "usage: avx512emu vm [--native|--avx2-only] [--stats] [--memory MIB] WORKLOAD\n"
+    "usage: avx512emu vm [--native|--avx2-only] [--stats] [--memory MIB] [--cache FILE] WORKLOAD\n"
     "       avx512emu vm [...] --migrate-to HOST:PORT --migrate-after N WORKLOAD\n"
     "       avx512emu vm [--native|--avx2-only] --listen HOST:PORT\n"
     "       avx512emu vm --list-workloads\n"
@@ -37,6 +38,9 @@ constexpr const char* kVmUsage =
     "  --native          let the guest's AVX-512 instructions run on the CPU\n"
     "  --stats           print the trap-path counters on stderr\n"
     "  --memory MIB      guest memory in MiB (16 to 1024, even; default 16)\n"
+    "  --cache FILE      take translations from FILE (avx512emu cache build) before\n"
+    "                    compiling; a missing, corrupt, foreign or version-mismatched\n"
+    "                    file stops here and the VM is not started\n"
     "  --list-workloads  list the workloads, one per line, name first\n"
     "  --help            this text\n"
     "\n"
@@ -98,6 +102,11 @@ void print_stats(const AdapterStats& s) {
                ", installs %" PRIu64 ", hits %" PRIu64 ", flushes %" PRIu64
                ", injected exceptions %" PRIu64 "\n",
                s.traps, s.misses, s.hypercalls, s.installs, s.hits, s.flushes, s.injected);
+  const TranslateStats t = translate_stats();
+  std::fprintf(stderr,
+               "avx512emu vm: translations: %" PRIu64 " compiled by the JIT, %" PRIu64
+               " from a cache file\n",
+               t.translations, t.file_hits);
 }
 
 //! Prints how a run ended; returns the exit status.
@@ -222,6 +231,14 @@ int vm_command(int argc, char** argv) {
         return 2;
       }
       options.memory_bytes = mib << 20;
+    } else if (!std::strcmp(a, "--cache")) {
+      if (!value(v)) return 2;
+      std::string cache_error;
+      if (!load_translation_cache(v, cache_error)) {
+        std::fprintf(stderr, "avx512emu vm: cache file refused: %s; not starting the VM\n",
+                     cache_error.c_str());
+        return 3;
+      }
     } else if (!std::strcmp(a, "--listen")) {
       if (!value(listen)) return 2;
     } else if (!std::strcmp(a, "--migrate-to")) {
