@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <utility>
 
+#include "approx14_tables.h"
 #include "interpreter.h"
 
 namespace avx512emu::interp {
@@ -24,6 +26,7 @@ using ir::Op;
 constexpr uint32_t kMxcsrFlags = 0x3f;     // IE DE ZE OE UE PE
 constexpr uint32_t kMxcsrMasks = 0x1f80;   // every exception masked
 constexpr uint32_t kMxcsrRcShift = 13;
+constexpr uint32_t kMxcsrIE = 0x01, kMxcsrPE = 0x20, kMxcsrDaz = 0x40, kMxcsrFtz = 0x8000;
 
 // The MXCSR accesses are volatile asm with a "memory" clobber: operands are
 // loaded from the frame after the guest MXCSR is in force and results are
@@ -230,7 +233,181 @@ inline double cvt_i32_f64(int32_t x) { return _mm_cvtsd_f64(_mm_cvtepi32_pd(_mm_
 inline double cvt_f32_f64(float x) { return _mm_cvtsd_f64(_mm_cvtps_pd(_mm_set_ss(x))); }
 inline float cvt_f64_f32(double x) { return _mm_cvtss_f32(_mm_cvtpd_ps(_mm_set_sd(x))); }
 inline int32_t cvt_f64_i32(double x) { return _mm_cvtsi128_si32(_mm_cvtpd_epi32(_mm_set_sd(x))); }
+// Binary16 conversions: F16C, present on every AVX2 host.
+__attribute__((target("f16c"))) inline float cvt_f16_f32(uint16_t h) {
+  return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+//! imm[2] selects MXCSR.RC, else imm[1:0] is the rounding mode.
+__attribute__((target("f16c"))) inline uint16_t cvt_f32_f16(float x, int64_t imm) {
+  const __m128 v = _mm_set_ss(x);
+  __m128i h;
+  switch ((imm & 4) ? 4 : imm & 3) {
+    case 0: h = _mm_cvtps_ph(v, 0); break;
+    case 1: h = _mm_cvtps_ph(v, 1); break;
+    case 2: h = _mm_cvtps_ph(v, 2); break;
+    case 3: h = _mm_cvtps_ph(v, 3); break;
+    default: h = _mm_cvtps_ph(v, 4); break;
+  }
+  return uint16_t(_mm_cvtsi128_si32(h));
+}
 inline int32_t cvtt_f64_i32(double x) { return _mm_cvtsi128_si32(_mm_cvttpd_epi32(_mm_set_sd(x))); }
+
+// ---- vrcp14 / vrsqrt14 ---------------------------------------------------------------
+
+//! Field layout of T's encoding.
+template <class T>
+struct Encoding {
+  using U = typename FloatBits<T>::U;
+  static constexpr int kMant = sizeof(T) == 4 ? 23 : 52;
+  static constexpr int64_t kBias = sizeof(T) == 4 ? 127 : 1023;
+  static constexpr int64_t kMaxExp = 2 * kBias + 1;
+  static constexpr U kSign = U(1) << (sizeof(T) * 8 - 1);
+  static constexpr U kHidden = U(1) << kMant;
+};
+
+//! Finite nonzero |x| as 1.fraction * 2^(exponent - bias): a denormal is
+//! normalized, giving an exponent field of 0 or below.
+template <class T>
+void normalize(typename Encoding<T>::U ax, int64_t& exponent, typename Encoding<T>::U& fraction) {
+  using E = Encoding<T>;
+  exponent = int64_t(ax >> E::kMant);
+  fraction = ax & FloatBits<T>::kFraction;
+  if (exponent == 0) {
+    const int shift = std::countl_zero(fraction) - (int(sizeof(T)) * 8 - 1 - E::kMant);
+    fraction = typename E::U(fraction << shift) & FloatBits<T>::kFraction;
+    exponent = 1 - shift;
+  }
+}
+
+//! The fraction field of the segment evaluation value + slope * (512 - r):
+//! 26 bits whose top 16 below the leading one are the result's fraction.
+//! Segment `entry` holds value | slope << value_bits; r = the 10 fraction
+//! bits after the segment index; `value_shift` scales the value to 2^26.
+template <class T>
+typename Encoding<T>::U segment_fraction(uint32_t entry, int value_bits, int value_shift,
+                                         uint64_t r) {
+  const uint64_t value = entry & ((1u << value_bits) - 1), slope = entry >> value_bits;
+  const uint64_t approx = (value << value_shift) + (slope << 9) - slope * r;  // in [2^25, 2^26)
+  return typename Encoding<T>::U((approx >> 9) & 0xffff) << (Encoding<T>::kMant - 16);
+}
+
+template <class T>
+typename Encoding<T>::U rcp14_bits(typename Encoding<T>::U x, uint32_t mxcsr) {
+  using E = Encoding<T>;
+  using U = typename E::U;
+  const U sign = x & E::kSign, ax = x & ~E::kSign;
+  if ((ax & FloatBits<T>::kExp) == FloatBits<T>::kExp)
+    return (ax & FloatBits<T>::kFraction) ? x | FloatBits<T>::kQuiet : sign;  // NaN, 1/inf = 0
+  if (ax == 0 || (ax < E::kHidden && (mxcsr & kMxcsrDaz))) return sign | FloatBits<T>::kExp;
+  int64_t exponent;
+  U fraction;
+  normalize<T>(ax, exponent, fraction);
+  // 1/(1.f * 2^e) = (1/1.f) * 2^-e with 1/1.f in (1/2, 1), or exactly 1.
+  int64_t out_exp = 2 * E::kBias - exponent;
+  U out_fraction = 0;
+  if (fraction != 0) {
+    const U top16 = fraction >> (E::kMant - 16);
+    out_fraction = segment_fraction<T>(approx14::kRcpTable.entry[size_t(top16 >> 10)],
+                                       approx14::kRcpValueBits, 8, top16 & 1023);
+    out_exp -= 1;
+  }
+  if (out_exp >= E::kMaxExp) return sign | FloatBits<T>::kExp;  // tiny denormal: overflow
+  if (out_exp <= 0) {  // denormal result: the significand shifted, truncated
+    if (mxcsr & kMxcsrFtz) return sign;
+    return sign | U((E::kHidden | out_fraction) >> (1 - out_exp));
+  }
+  return sign | U(out_exp) << E::kMant | out_fraction;
+}
+
+template <class T>
+typename Encoding<T>::U rsqrt14_bits(typename Encoding<T>::U x, uint32_t mxcsr) {
+  using E = Encoding<T>;
+  using U = typename E::U;
+  const U sign = x & E::kSign;
+  U ax = x & ~E::kSign;
+  if (ax < E::kHidden && (mxcsr & kMxcsrDaz)) ax = 0;
+  if ((ax & FloatBits<T>::kExp) == FloatBits<T>::kExp && (ax & FloatBits<T>::kFraction))
+    return x | FloatBits<T>::kQuiet;
+  if (ax == 0) return sign | FloatBits<T>::kExp;
+  if (sign) return E::kSign | FloatBits<T>::kExp | FloatBits<T>::kQuiet;  // QNaN indefinite
+  if (ax == FloatBits<T>::kExp) return 0;
+  int64_t exponent;
+  U fraction;
+  normalize<T>(ax, exponent, fraction);
+  // x = 1.f * 2^(2n + odd): evaluate on [1, 2) or [2, 4), then scale by 2^-n.
+  const int64_t unbiased = exponent - E::kBias;
+  const int odd = int(unbiased & 1);
+  const int64_t n = unbiased >> 1;  // floor
+  if (fraction == 0 && !odd) return U(E::kBias - n) << E::kMant;  // a power of 4: exact
+  const U top15 = fraction >> (E::kMant - 15);
+  const U out_fraction =
+      segment_fraction<T>(approx14::kRsqrtTable.entry[size_t((top15 >> 10) * 2 + odd)],
+                          approx14::kRsqrtValueBits, 7, top15 & 1023);
+  return U(E::kBias - 1 - n) << E::kMant | out_fraction;
+}
+
+//! Rcp14/Rsqrt14: no rounding, no flags; DAZ and (vrcp14) FTZ from MXCSR.
+template <class T>
+void exec_approx14(const Inst& i, Frame& fr) {
+  using U = typename Encoding<T>::U;
+  const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
+  const int n = i.scalar ? 1 : elem_count(i);
+  uint8_t* const dst = fr.bytes(i.dst);
+  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
+  else std::memset(dst, 0, 64);
+  for (int e = 0; e < n; ++e) {
+    const U x = fr.get<U>(src, e);
+    fr.set<U>(i.dst, e, i.op == Op::kRcp14 ? rcp14_bits<T>(x, fr.state.mxcsr)
+                                          : rsqrt14_bits<T>(x, fr.state.mxcsr));
+  }
+}
+
+// ---- vgetexp ---------------------------------------------------------------------
+
+//! floor(log2 |x|) of one element: NaN quieted, 0 (or a denormal under DAZ)
+//! gives -inf, inf gives +inf, a denormal its normalized exponent. The value
+//! is an exact integer conversion; the flags are those of the quiet compare
+//! x == x, which raises exactly IE for an SNaN and DE for a denormal (none
+//! under DAZ), as vgetexp does.
+template <class T>
+T getexp_elem(T x, uint32_t mxcsr) {
+  using E = Encoding<T>;
+  using U = typename E::U;
+  volatile bool raise_flags = kCompare<T>[0](x, x);
+  (void)raise_flags;
+  U u;
+  std::memcpy(&u, &x, sizeof u);
+  const U ax = u & ~E::kSign;
+  U r;
+  if (ax > FloatBits<T>::kExp) {
+    r = u | FloatBits<T>::kQuiet;
+  } else if (ax == FloatBits<T>::kExp) {
+    r = FloatBits<T>::kExp;
+  } else if (ax == 0 || (ax < E::kHidden && (mxcsr & kMxcsrDaz))) {
+    r = E::kSign | FloatBits<T>::kExp;
+  } else {
+    int64_t exponent;
+    U fraction;
+    normalize<T>(ax, exponent, fraction);
+    const T value = T(int32_t(exponent - E::kBias));
+    std::memcpy(&r, &value, sizeof r);
+  }
+  std::memcpy(&x, &r, sizeof r);
+  return x;
+}
+
+template <class T>
+void exec_getexp(const Inst& i, Frame& fr) {
+  const uint64_t active = active_mask(i, fr, i.scalar ? 2 : 1);
+  const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
+  const int n = i.scalar ? 1 : elem_count(i);
+  uint8_t* const dst = fr.bytes(i.dst);
+  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
+  else std::memset(dst, 0, 64);
+  GuestMxcsr env(fr.state, i);
+  for (int e = 0; e < n; ++e)
+    if ((active >> e) & 1) fr.set<T>(i.dst, e, getexp_elem(fr.get<T>(src, e), fr.state.mxcsr));
+}
 
 // ---- Integer to floating point (vcvt(u)si2ss/sd) -------------------------------------
 
@@ -258,9 +435,29 @@ void exec_convert_from_int(const Inst& i, Frame& fr) {
   fr.set<T>(i.dst, 0, r);
 }
 
-// ---- Round to a multiple of 2^-M (vrndscale) -----------------------------------------
+// ---- Floating point to a signed GPR (vcvt(t)ss2si/sd2si) ------------------------------
 
-constexpr uint32_t kMxcsrIE = 0x01, kMxcsrPE = 0x20, kMxcsrDaz = 0x40;
+//! CvtFInt: the host's scalar conversion of element 0 under the guest MXCSR
+//! (or {er}): the same rounding, the same integer indefinite and flags.
+template <class T>
+void exec_convert_to_int(const Inst& i, Frame& fr) {
+  const T x = fr.get<T>(i.src[0], 0);
+  const bool truncate = (i.imm & 1) != 0;
+  GuestMxcsr env(fr.state, i);
+  uint64_t r;
+  if constexpr (sizeof(T) == 4) {
+    const __m128 v = _mm_set_ss(x);
+    if (i.bits == 64) r = uint64_t(truncate ? _mm_cvttss_si64(v) : _mm_cvtss_si64(v));
+    else r = uint32_t(truncate ? _mm_cvttss_si32(v) : _mm_cvtss_si32(v));
+  } else {
+    const __m128d v = _mm_set_sd(x);
+    if (i.bits == 64) r = uint64_t(truncate ? _mm_cvttsd_si64(v) : _mm_cvtsd_si64(v));
+    else r = uint32_t(truncate ? _mm_cvttsd_si32(v) : _mm_cvtsd_si32(v));
+  }
+  fr.set_u64(i.dst, r);
+}
+
+// ---- Round to a multiple of 2^-M (vrndscale) -----------------------------------------
 
 //! vrndscale of one element, computed on the encoding: the significand is cut
 //! below 2^-M and rounded by the selected mode, so the result and its flags
@@ -347,6 +544,7 @@ int fixed_operands(const Inst& i) {
     case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: case Op::kCvtI32F64:
     case Op::kCvtF64I32: case Op::kCvtF64I32Trunc: return 1;
     case Op::kCvtF32F64: case Op::kCvtF64F32: return i.scalar ? 2 : 1;
+    case Op::kCvtF16F32: case Op::kCvtF32F16: case Op::kCvtU32F32: case Op::kCvtU32F64: return 1;
     default: return 2;
   }
 }
@@ -414,6 +612,14 @@ void exec_convert(const Inst& i, Frame& fr) {
       case Op::kCvtF32F64: fr.set<double>(i.dst, e, cvt_f32_f64(fr.get<float>(src, e))); break;
       case Op::kCvtF64F32: fr.set<float>(i.dst, e, cvt_f64_f32(fr.get<double>(src, e))); break;
       case Op::kCvtF64I32: fr.set<int32_t>(i.dst, e, cvt_f64_i32(fr.get<double>(src, e))); break;
+      case Op::kCvtU32F32:  // one rounding of the exact value, as int64
+        fr.set<float>(i.dst, e, cvt_i64(int64_t(fr.get<uint32_t>(src, e)), float{}));
+        break;
+      case Op::kCvtU32F64: fr.set<double>(i.dst, e, double(fr.get<uint32_t>(src, e))); break;
+      case Op::kCvtF16F32: fr.set<float>(i.dst, e, cvt_f16_f32(fr.get<uint16_t>(src, e))); break;
+      case Op::kCvtF32F16:
+        fr.set<uint16_t>(i.dst, e, cvt_f32_f16(fr.get<float>(src, e), i.imm));
+        break;
       default: fr.set<int32_t>(i.dst, e, cvtt_f64_i32(fr.get<double>(src, e))); break;
     }
   }
@@ -435,7 +641,20 @@ bool exec_float(const Inst& i, Frame& fr) {
       return true;
     case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: case Op::kCvtI32F64:
     case Op::kCvtF32F64: case Op::kCvtF64F32: case Op::kCvtF64I32: case Op::kCvtF64I32Trunc:
+    case Op::kCvtF16F32: case Op::kCvtF32F16: case Op::kCvtU32F32: case Op::kCvtU32F64:
       exec_convert(i, fr);
+      return true;
+    case Op::kGetExp:
+      if (f64) exec_getexp<double>(i, fr);
+      else exec_getexp<float>(i, fr);
+      return true;
+    case Op::kRcp14: case Op::kRsqrt14:
+      if (f64) exec_approx14<double>(i, fr);
+      else exec_approx14<float>(i, fr);
+      return true;
+    case Op::kCvtFInt:
+      if (f64) exec_convert_to_int<double>(i, fr);
+      else exec_convert_to_int<float>(i, fr);
       return true;
     case Op::kCvtIntF:
       if (f64) exec_convert_from_int<double>(i, fr);

@@ -206,6 +206,27 @@ void exec_sad_bw(const Inst& i, Frame& fr) {
   });
 }
 
+//! DbSadBW: b's dwords are first shuffled within each 128-bit lane by imm
+//! (two bits per dword, as vpshufd). Then in each qword, word w is the sum
+//! of |a - b| over 4 byte pairs: a's bytes 0..3 (w = 0, 1) or 4..7 (w = 2, 3)
+//! against the shuffled b's bytes w..w+3.
+void exec_dbsad_bw(const Inst& i, Frame& fr) {
+  uint8_t shuffled[64] = {};
+  for (int d = 0; d < elem_count(i) / 2; ++d) {
+    const int lane_base = d & ~3, pick = int(uint64_t(i.imm) >> (2 * (d & 3))) & 3;
+    std::memcpy(shuffled + 4 * d, fr.bytes(i.src[1]) + 4 * (lane_base + pick), 4);
+  }
+  map_elems<uint16_t>(i, fr, [&](int k) {
+    const int q = k / 4 * 8, w = k % 4, a_start = q + (w < 2 ? 0 : 4);
+    int sum = 0;
+    for (int j = 0; j < 4; ++j) {
+      const int d = int(fr.get<uint8_t>(i.src[0], a_start + j)) - int(shuffled[q + w + j]);
+      sum += d < 0 ? -d : d;
+    }
+    return uint16_t(sum);
+  });
+}
+
 //! VNNI dot products: each dword = acc + the products of its word (DotWSSD,
 //! s16 x s16) or byte (DotBUSD, u8 x s8) pairs, modulo 2^32 or, for the S
 //! forms, saturated to the s32 range.
@@ -222,6 +243,19 @@ void exec_dot(const Inst& i, Frame& fr) {
         sum += int64_t(fr.get<int16_t>(i.src[1], j)) * fr.get<int16_t>(i.src[2], j);
     }
     return saturating ? saturate<uint32_t>(sum, true) : uint32_t(uint64_t(sum));
+  });
+}
+
+//! MAdd52Lo/Hi: acc + the low or high 52 bits of the 104-bit product of
+//! the low 52 bits of a and b, modulo 2^64.
+void exec_madd52(const Inst& i, Frame& fr) {
+  constexpr uint64_t kLow52 = (1ull << 52) - 1;
+  map_elems<uint64_t>(i, fr, [&](int k) {
+    const unsigned __int128 product = (unsigned __int128)(fr.get<uint64_t>(i.src[1], k) & kLow52) *
+                                      (fr.get<uint64_t>(i.src[2], k) & kLow52);
+    const uint64_t part =
+        i.op == Op::kMAdd52Lo ? uint64_t(product) & kLow52 : uint64_t(product >> 52);
+    return fr.get<uint64_t>(i.src[0], k) + part;
   });
 }
 
@@ -285,6 +319,17 @@ bool vpcmp_predicate(T a, T b, int pred) {
   }
 }
 
+//! ShufBitQ (vpshufbitqmb): mask bit j = the bit of a's qword holding byte
+//! j that idx's byte j (mod 64) selects.
+void exec_shuffle_bits(const Inst& i, Frame& fr) {
+  uint64_t m = 0;
+  for (int j = 0; j < elem_count(i); ++j) {
+    const uint64_t q = fr.get<uint64_t>(i.src[0], j / 8);
+    m |= ((q >> (fr.get<uint8_t>(i.src[1], j) & 63)) & 1) << j;
+  }
+  fr.set_u64(i.dst, m);
+}
+
 template <class U>
 void exec_to_mask(const Inst& i, Frame& fr) {
   using S = std::make_signed_t<U>;
@@ -312,13 +357,16 @@ bool exec_integer(const Inst& i, Frame& fr) {
     case Op::kMAddWD: exec_maddwd(i, fr); return true;
     case Op::kMAddUBSW: exec_maddubsw(i, fr); return true;
     case Op::kSadBW: exec_sad_bw(i, fr); return true;
+    case Op::kDbSadBW: exec_dbsad_bw(i, fr); return true;
     case Op::kDotWSSD: case Op::kDotBUSD: case Op::kDotWSSDS: case Op::kDotBUSDS:
       exec_dot(i, fr);
       return true;
+    case Op::kMAdd52Lo: case Op::kMAdd52Hi: exec_madd52(i, fr); return true;
     case Op::kAnd: case Op::kAndN: case Op::kOr: case Op::kXor: case Op::kTernlog:
       exec_bitwise(i, fr);
       return true;
     case Op::kByteShlImm: case Op::kByteShrImm: exec_byte_shift(i, fr); return true;
+    case Op::kShufBitQ: exec_shuffle_bits(i, fr); return true;
     case Op::kCmpS: case Op::kCmpU: case Op::kTestM: case Op::kTestNM:
       with_elem_type(i.elem, [&](auto tag) { exec_to_mask<decltype(tag)>(i, fr); });
       return true;

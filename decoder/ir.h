@@ -64,9 +64,13 @@ enum class Kind : uint8_t { kNone, kVec, kMask, kGpr };
   X(DotWSSD, kVec, 3)        /* acc, a, b: acc + two s16 x s16 products per dword, wrapping */ \
   X(DotBUSD, kVec, 3)        /* acc, a, b: acc + four u8(a) x s8(b) products per dword, wrapping */ \
   X(DotWSSDS, kVec, 3) X(DotBUSDS, kVec, 3) /* the same sums, saturated to s32 */                \
+  X(MAdd52Lo, kVec, 3) X(MAdd52Hi, kVec, 3) /* acc, a, b: acc + bits 51:0 / 103:52 of the */    \
+                             /* product of a's and b's low 52 bits, per qword (IFMA) */       \
   X(MulHiS, kVec, 2) X(MulHiU, kVec, 2) /* high half of the signed/unsigned product */         \
   X(MulHiRS, kVec, 2)        /* s16 x s16 -> (product + 0x4000) >> 15, low 16 bits */          \
   X(SadBW, kVec, 2)          /* per qword: sum of |a - b| over its 8 u8 pairs */               \
+  X(DbSadBW, kVec, 2)        /* vdbpsadbw: b's dwords shuffled per lane by imm, then 4-byte */ \
+                             /* SADs per word at byte offsets 0,1 (a low) and 2,3 (a high) */ \
   X(AvgU, kVec, 2)                                                                             \
   X(MinS, kVec, 2) X(MinU, kVec, 2) X(MaxS, kVec, 2) X(MaxU, kVec, 2)                         \
   X(Abs, kVec, 1)                                                                              \
@@ -91,9 +95,17 @@ enum class Kind : uint8_t { kNone, kVec, kMask, kGpr };
   X(CvtI32F32, kVec, -1) X(CvtF32I32, kVec, -1) X(CvtF32I32Trunc, kVec, -1)                   \
   X(CvtI32F64, kVec, -1) X(CvtF32F64, kVec, -1) /* widening: elem2 source elements */        \
   X(CvtF64F32, kVec, -1) X(CvtF64I32, kVec, -1) X(CvtF64I32Trunc, kVec, -1) /* narrowing */   \
+  X(CvtU32F32, kVec, -1) X(CvtU32F64, kVec, -1) /* unsigned dwords (elem2 I32) */             \
+  X(CvtF16F32, kVec, -1)     /* vcvtph2ps: binary16 (elem2 I16) to f32 */                      \
+  X(CvtF32F16, kVec, -1)     /* vcvtps2ph: imm[1:0] rounding, imm[2] MXCSR.RC instead */       \
                              /* scalar: element 0 of src1 converted, the rest from src0 */     \
   X(CvtIntF, kVec, -1)       /* src0 = upper, src1 = gpr: element 0 = the elem2-wide integer, */ \
                              /* imm 1 = unsigned; rounded by MXCSR or {er} */                 \
+  X(Rcp14, kVec, -1) X(Rsqrt14, kVec, -1) /* Intel's 14-bit approximations; no MXCSR flags; */ \
+                             /* scalar: element 0 of src1, the rest from src0 */              \
+  X(GetExp, kVec, -1)        /* floor(log2 |x|) as a float; scalar: element 0 of src1 */    \
+  X(CvtFInt, kGpr, -1)       /* element 0 of src0 to a signed int of `bits` (32/64); */     \
+                             /* imm 1 = truncate, else MXCSR.RC or {er} */                   \
   X(RndScale, kVec, -1)      /* vrndscale: round to a multiple of 2^-imm[7:4]; imm[3] no PE, */ \
                              /* imm[2] MXCSR.RC else imm[1:0]; scalar: element 0 of src1 */    \
   /* Compares into a mask (bits beyond the element count are 0). */                           \
@@ -102,6 +114,7 @@ enum class Kind : uint8_t { kNone, kVec, kMask, kGpr };
   X(ComiF, kGpr, -1) X(UcomiF, kGpr, -1) /* a, b: RFLAGS (ZF, PF, CF) of element 0's order; */ \
                              /* Comi signals on any NaN, Ucomi on SNaN only */               \
   X(TestM, kMask, 2) X(TestNM, kMask, 2)                                                       \
+  X(ShufBitQ, kMask, 2)      /* a, idx: mask bit j = bit (idx byte j & 63) of a's qword of j */ \
   X(VecToMask, kMask, 1)     /* sign bit of each element */                                  \
   X(MaskToVec, kVec, 1)      /* each element all-ones where the mask bit is set */           \
   /* Shuffles and permutes. */                                                                 \

@@ -85,6 +85,7 @@ class Lowerer {
       case Op::kShuf2Imm:
       case Op::kPermilVar:
       case Op::kSadBW:
+      case Op::kDbSadBW:
       case Op::kUnpackLo:
       case Op::kUnpackHi:
       case Op::kAlignR:
@@ -486,6 +487,18 @@ bool Lowerer::lower_form(std::string& error) {
       }
       return true;
     }
+    case Form::kMoveHalf: {
+      if (o[0].kind == OperandKind::kMem) {  // store the qword
+        Inst st = inst(Op::kStore, 64, e);
+        add_src(st, address(o[0]));
+        add_src(st, element_to_low(read_vec(o[1].reg, 128), row_.imm, e));
+        pending_writes_.push_back(st);
+        return true;
+      }
+      const ValueId base = read_vec(o[1].reg, 128);
+      write_dest(o[0], place_element(read_whole(o[2]), row_.imm, base, e), 128, e);
+      return true;
+    }
     case Form::kInsertElem: {
       const int eb = ir::elem_bytes(e);
       const ValueId base = read_vec(o[1].reg, 128);
@@ -519,6 +532,18 @@ bool Lowerer::lower_form(std::string& error) {
       add_src(zero, placed);
       add_src(zero, zero_vec(128));
       write_dest(o[0], emit(zero), 128, e);
+      return true;
+    }
+    case Form::kConvertToGpr: {
+      Inst cv = inst(Op::kCvtFInt, o[0].bits, e);
+      cv.imm = row_.imm;
+      cv.rounding = d_.rounding;
+      cv.sae = d_.sae;
+      add_src(cv, read_source(o[1], 128, e));
+      Inst w = inst(Op::kWriteGpr, o[0].bits, e);
+      w.reg = o[0].reg;
+      add_src(w, emit(cv));
+      pending_writes_.push_back(w);
       return true;
     }
     case Form::kConvertFromGpr: {
@@ -583,7 +608,8 @@ bool Lowerer::lower_form(std::string& error) {
       const int ratio = ir::elem_bytes(row_.elem2) / ir::elem_bytes(e);
       const uint16_t dst_bits = uint16_t(vl / ratio);
       const ValueId src = read_source(o[1], vl, row_.elem2);
-      const ValueId r = apply(row_.op, std::max<uint16_t>(dst_bits, 128), {src});
+      const ValueId r =
+          apply(row_.op, std::max<uint16_t>(dst_bits, 128), {src}, has_imm(2) ? immediate(2) : 0);
       write_dest(o[0], r, dst_bits, e);
       return true;
     }

@@ -122,6 +122,7 @@ constexpr SemanticsRow kRows[] = {
     binary("vpmulhuw", Op::kMulHiU, I16, "AVX512BW"),
     binary("vpmulhrsw", Op::kMulHiRS, I16, "AVX512BW"),
     row("vpsadbw", Form::kBinary, Op::kSadBW, I64, NoMask, "AVX512BW"),
+    binary("vdbpsadbw", Op::kDbSadBW, I16, "AVX512BW"),
     binary("vpmaddwd", Op::kMAddWD, I32, "AVX512BW"),
     binary("vpmaddubsw", Op::kMAddUBSW, I16, "AVX512BW"),
     binary("vpavgb", Op::kAvgU, I8, "AVX512BW"),
@@ -249,6 +250,7 @@ constexpr SemanticsRow kRows[] = {
     compare("vptestnmw", Op::kTestNM, I16, "AVX512BW"),
     compare("vptestnmd", Op::kTestNM, I32, "AVX512F"),
     compare("vptestnmq", Op::kTestNM, I64, "AVX512F"),
+    compare("vpshufbitqmb", Op::kShufBitQ, I8, "AVX512BITALG"),
     compare("vcmpps", Op::kCmpF, F32, "AVX512F", -1, Sae),
     compare("vcmppd", Op::kCmpF, F64, "AVX512F", -1, Sae),
     compare("vcmpss", Op::kCmpF, F32, "AVX512F", -1, Sae, kRowScalar),
@@ -273,6 +275,18 @@ constexpr SemanticsRow kRows[] = {
     binary("vmaxps", Op::kFMax, F32, "AVX512F", Sae),
     binary("vmaxpd", Op::kFMax, F64, "AVX512F", Sae),
     unary("vsqrtps", Op::kFSqrt, F32, "AVX512F", Er),
+    unary("vrcp14ps", Op::kRcp14, F32, "AVX512F"),
+    unary("vrcp14pd", Op::kRcp14, F64, "AVX512F"),
+    binary("vrcp14ss", Op::kRcp14, F32, "AVX512F", NoRnd, kRowScalar),
+    binary("vrcp14sd", Op::kRcp14, F64, "AVX512F", NoRnd, kRowScalar),
+    unary("vrsqrt14ps", Op::kRsqrt14, F32, "AVX512F"),
+    unary("vrsqrt14pd", Op::kRsqrt14, F64, "AVX512F"),
+    binary("vrsqrt14ss", Op::kRsqrt14, F32, "AVX512F", NoRnd, kRowScalar),
+    binary("vrsqrt14sd", Op::kRsqrt14, F64, "AVX512F", NoRnd, kRowScalar),
+    unary("vgetexpps", Op::kGetExp, F32, "AVX512F", Sae),
+    unary("vgetexppd", Op::kGetExp, F64, "AVX512F", Sae),
+    binary("vgetexpss", Op::kGetExp, F32, "AVX512F", Sae, kRowScalar),
+    binary("vgetexpsd", Op::kGetExp, F64, "AVX512F", Sae, kRowScalar),
     unary("vrndscaleps", Op::kRndScale, F32, "AVX512F", Sae),
     unary("vrndscalepd", Op::kRndScale, F64, "AVX512F", Sae),
     binary("vrndscaless", Op::kRndScale, F32, "AVX512F", Sae, kRowScalar),
@@ -334,8 +348,18 @@ constexpr SemanticsRow kRows[] = {
     row("vcvtpd2ps", Form::kNarrow, Op::kCvtF64F32, F32, MZ, "AVX512F", -1, 0, Er, F64),
     row("vcvtpd2dq", Form::kNarrow, Op::kCvtF64I32, I32, MZ, "AVX512F", -1, 0, Er, F64),
     row("vcvttpd2dq", Form::kNarrow, Op::kCvtF64I32Trunc, I32, MZ, "AVX512F", -1, 0, Sae, F64),
+    row("vcvtudq2ps", Form::kUnary, Op::kCvtU32F32, F32, MZ, "AVX512F", -1, 0, Er, I32),
+    row("vcvtudq2pd", Form::kWiden, Op::kCvtU32F64, F64, MZ, "AVX512F", -1, 0, NoRnd, I32),
+    // Half precision: the source/destination element is 16 bits (I16).
+    row("vcvtph2ps", Form::kWiden, Op::kCvtF16F32, F32, MZ, "AVX512F", -1, 0, Sae, I16),
+    row("vcvtps2ph", Form::kNarrow, Op::kCvtF32F16, I16, MZ, "AVX512F", -1, 0, Sae, F32),
     row("vcvtss2sd", Form::kBinary, Op::kCvtF32F64, F64, MZ, "AVX512F", -1, kRowScalar, Sae, F32),
     row("vcvtsd2ss", Form::kBinary, Op::kCvtF64F32, F32, MZ, "AVX512F", -1, kRowScalar, Er, F64),
+    // Element 0 to a signed GPR; imm 1 = truncating.
+    row("vcvtss2si", Form::kConvertToGpr, Op::kCvtFInt, F32, NoMask, "AVX512F", 0, kRowScalar, Er),
+    row("vcvtsd2si", Form::kConvertToGpr, Op::kCvtFInt, F64, NoMask, "AVX512F", 0, kRowScalar, Er),
+    row("vcvttss2si", Form::kConvertToGpr, Op::kCvtFInt, F32, NoMask, "AVX512F", 1, kRowScalar, Sae),
+    row("vcvttsd2si", Form::kConvertToGpr, Op::kCvtFInt, F64, NoMask, "AVX512F", 1, kRowScalar, Sae),
     // Integer GPR/memory to element 0; imm 1 = the integer is unsigned.
     row("vcvtsi2ss", Form::kConvertFromGpr, Op::kCvtIntF, F32, NoMask, "AVX512F", 0, kRowScalar, Er),
     row("vcvtsi2sd", Form::kConvertFromGpr, Op::kCvtIntF, F64, NoMask, "AVX512F", 0, kRowScalar, Er),
@@ -451,6 +475,11 @@ constexpr SemanticsRow kRows[] = {
     row("vinsertf32x8", Form::kInsert, Op::kInsertLane, F32, MZ, "AVX512DQ"),
     row("vinserti64x4", Form::kInsert, Op::kInsertLane, I64, MZ, "AVX512F"),
     row("vinsertf64x4", Form::kInsert, Op::kInsertLane, F64, MZ, "AVX512F"),
+    // One qword (imm = 0 low, 1 high) between xmm and m64; no masking.
+    row("vmovlps", Form::kMoveHalf, Op::kSelect, I64, NoMask, "AVX512F", 0),
+    row("vmovhps", Form::kMoveHalf, Op::kSelect, I64, NoMask, "AVX512F", 1),
+    row("vmovlpd", Form::kMoveHalf, Op::kSelect, I64, NoMask, "AVX512F", 0),
+    row("vmovhpd", Form::kMoveHalf, Op::kSelect, I64, NoMask, "AVX512F", 1),
     // Element moves between xmm and GPR/memory: 128-bit only, no masking.
     row("vpextrb", Form::kExtractElem, Op::kVecToGpr, I8, NoMask, "AVX512BW"),
     row("vpextrw", Form::kExtractElem, Op::kVecToGpr, I16, NoMask, "AVX512BW"),
@@ -491,6 +520,10 @@ constexpr SemanticsRow kRows[] = {
     row("vpdpbusd", Form::kTernary, Op::kDotBUSD, I32, MZ, "AVX512VNNI"),
     row("vpdpwssds", Form::kTernary, Op::kDotWSSDS, I32, MZ, "AVX512VNNI"),
     row("vpdpbusds", Form::kTernary, Op::kDotBUSDS, I32, MZ, "AVX512VNNI"),
+
+    // ---- IFMA: 52-bit multiply, dst accumulates ---------------------------------
+    row("vpmadd52luq", Form::kTernary, Op::kMAdd52Lo, I64, MZ, "AVX512IFMA"),
+    row("vpmadd52huq", Form::kTernary, Op::kMAdd52Hi, I64, MZ, "AVX512IFMA"),
 
     // ---- Cryptography: per 128-bit lane, no masking ---------------------------
     row("vaesenc", Form::kBinary, Op::kAesEnc, I64, NoMask, "VAES"),

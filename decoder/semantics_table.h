@@ -34,6 +34,8 @@ enum class Form : uint8_t {
   kInsertElem,    //!< dst <- src1 with element imm replaced by src2(gpr|mem) (vpinsr*).
   kInsertPs,      //!< vinsertps: element imm[7:6] of src2 (or m32) to imm[5:4], zero imm[3:0].
   kConvertFromGpr,//!< dst <- src1 with element 0 = convert(r/m32|64) (vcvt(u)si2ss/sd).
+  kConvertToGpr,  //!< r32/r64 <- convert(element 0 of xmm/m) (vcvt(t)ss2si/sd2si).
+  kMoveHalf,      //!< vmov{l,h}p{s,d}: qword imm of xmm <-> m64; a load keeps src1's other qword.
   kWiden,         //!< dst <- extend(src), src narrower (vpmovzx/sx).
   kNarrow,        //!< dst(vec|mem) <- truncate(src) (vpmov*, vpmovs*, vpmovus*).
   kVecToMask,     //!< k <- sign bits of src.

@@ -126,6 +126,35 @@ void EmitContext::with_rounding(const ir::Inst& inst, const std::function<void()
   a.vldmxcsr(saved);
 }
 
+void EmitContext::mxcsr_bit_mask(x86::Vec dst, int bit) {
+  a.mov(x86::eax, state(state_offset::kMxcsr));
+  a.shr(x86::eax, bit);
+  a.and_(x86::eax, 1);
+  a.neg(x86::rax);
+  a.vmovq(dst.xmm(), x86::rax);
+  a.vpbroadcastq(dst, dst.xmm());
+}
+
+void EmitContext::split_float_fields(const x86::Vec& x, bool f64, const FloatFields& out,
+                                     const x86::Vec& t, const x86::Vec& zero) {
+  namespace xi = asmjit::x86::Inst;
+  const int eb = f64 ? 8 : 4, mant = f64 ? 52 : 23;
+  const uint64_t bias = f64 ? 1023 : 127, one = bias << mant, fraction_mask = (1ull << mant) - 1;
+  const asmjit::InstId shr = f64 ? xi::kIdVpsrlq : xi::kIdVpsrld;
+  a.vpand(out.sign, x, splat_constant(1ull << (eb * 8 - 1), eb));
+  a.vpxor(out.magnitude, x, out.sign);
+  a.emit(shr, out.exponent, out.magnitude, asmjit::Imm(mant));
+  a.vpand(out.fraction, out.magnitude, splat_constant(fraction_mask, eb));
+  a.emit(f64 ? xi::kIdVpcmpeqq : xi::kIdVpcmpeqd, out.denormal, out.exponent, zero);
+  a.vpor(t, out.fraction, splat_constant(one, eb));
+  a.emit(f64 ? xi::kIdVsubpd : xi::kIdVsubps, t, t, splat_constant(one, eb));
+  a.vpblendvb(out.fraction, out.fraction, t, out.denormal);
+  a.emit(shr, t, t, asmjit::Imm(mant));
+  a.emit(f64 ? xi::kIdVpsubq : xi::kIdVpsubd, t, t, splat_constant(bias - 1, eb));
+  a.vpblendvb(out.exponent, out.exponent, t, out.denormal);
+  a.vpand(out.fraction, out.fraction, splat_constant(fraction_mask, eb));
+}
+
 asmjit::Label EmitContext::general_protection_label() {
   if (!gp_used_) {
     gp_label_ = a.newLabel();

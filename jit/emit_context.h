@@ -61,6 +61,24 @@ class EmitContext {
   //! either, just runs `body`.
   void with_rounding(const ir::Inst& inst, const std::function<void()>& body);
 
+  //! Sets `dst` (width 16/32) to all-ones lanes when MXCSR bit `bit` of the
+  //! guest is set (6 = DAZ, 15 = FTZ), else zero. Clobbers rax.
+  void mxcsr_bit_mask(x86::Vec dst, int bit);
+
+  //! Float fields of the lanes of `x` (f32 dwords or f64 qwords):
+  //! `sign`, `magnitude` = x without it, `exponent` = the biased exponent of
+  //! the normalized value (1 - normalization shift for a denormal: 0 or
+  //! below), `fraction` = its normalized fraction, `denormal` = all-ones
+  //! where x's exponent field is 0. Denormals are normalized by the exact
+  //! subtraction (1.fraction - 1.0), whose exponent locates the leading one:
+  //! normal operands and an exact result raise no flag and DAZ/FTZ are inert.
+  //! `zero` must hold zeros; `t` is clobbered.
+  struct FloatFields {
+    x86::Vec sign, magnitude, exponent, fraction, denormal;
+  };
+  void split_float_fields(const x86::Vec& x, bool f64, const FloatFields& out, const x86::Vec& t,
+                          const x86::Vec& zero);
+
   //! Label of a shared sequence that raises #GP(0), as a misaligned aligned
   //! access does on hardware.
   asmjit::Label general_protection_label();
@@ -86,5 +104,6 @@ bool lower_float(EmitContext& c, const ir::Inst& inst);     // lower_float.cpp
 bool lower_shuffle(EmitContext& c, const ir::Inst& inst);   // lower_shuffle.cpp
 bool lower_crypto(EmitContext& c, const ir::Inst& inst);    // lower_crypto.cpp: AES, CLMUL
 bool lower_bitcount(EmitContext& c, const ir::Inst& inst);  // lower_bitcount.cpp: lzcnt, popcnt, conflict
+bool lower_approx14(EmitContext& c, const ir::Inst& inst);  // lower_approx14.cpp: vrcp14, vrsqrt14
 
 }  // namespace avx512emu::jit

@@ -99,6 +99,39 @@ void lower_conflict(EmitContext& c, const Inst& i) {
   c.a.jb(outer);
 }
 
+//! shuffle_bits: vpshufbitqmb selects one bit per byte with a per-byte
+//! count, which AVX2 cannot shift by. vpshufb fetches, within each qword,
+//! the byte that holds the selected bit (index bits 5:3 plus the qword's
+//! base byte); a second vpshufb turns index bits 2:0 into a one-bit mask;
+//! vpand/vpcmpeqb/vpmovmskb collect "bit set" per byte.
+void lower_shuffle_bits(EmitContext& c, const Inst& i) {
+  uint8_t qword_base[32], bit_of[32];
+  for (int j = 0; j < 32; ++j) {
+    qword_base[j] = uint8_t(j & 8);
+    bit_of[j] = uint8_t(1u << (j & 7));
+  }
+  c.a.xor_(x86::r8d, x86::r8d);
+  c.for_each_chunk(i.bits, [&](int off, int width) {
+    const x86::Vec a = vreg(0, width), idx = vreg(1, width), sel = vreg(2, width),
+                   bit = vreg(3, width), t = vreg(4, width);
+    c.a.vmovdqu(a, c.value(i.src[0], off));
+    c.a.vmovdqu(idx, c.value(i.src[1], off));
+    c.a.vpsrlw(sel, idx, Imm(3));
+    c.a.vpand(sel, sel, c.splat_constant(7, 1));
+    c.a.vpor(sel, sel, c.constant(qword_base, sizeof qword_base));
+    c.a.vpshufb(sel, a, sel);
+    c.a.vpand(bit, idx, c.splat_constant(7, 1));
+    c.a.vmovdqu(t, c.constant(bit_of, sizeof bit_of));
+    c.a.vpshufb(bit, t, bit);
+    c.a.vpand(sel, sel, bit);
+    c.a.vpcmpeqb(sel, sel, bit);
+    c.a.vpmovmskb(x86::eax, sel);
+    if (off) c.a.shl(x86::rax, off);
+    c.a.or_(x86::r8, x86::rax);
+  });
+  c.a.mov(c.value(i.dst), x86::r8);
+}
+
 }  // namespace
 
 bool lower_bitcount(EmitContext& c, const ir::Inst& i) {
@@ -109,6 +142,9 @@ bool lower_bitcount(EmitContext& c, const ir::Inst& i) {
       return true;
     case Op::kConflict:
       lower_conflict(c, i);
+      return true;
+    case Op::kShufBitQ:
+      lower_shuffle_bits(c, i);
       return true;
     default:
       return false;

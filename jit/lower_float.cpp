@@ -87,7 +87,8 @@ int vector_operands(const Inst& i) {
     case Op::kFma: return 3;
     case Op::kFSqrt: return i.scalar ? 2 : 1;
     case Op::kCvtI32F32: case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: return 1;
-    case Op::kRndScale: return i.scalar ? 2 : 1;
+    case Op::kRndScale: case Op::kGetExp: return i.scalar ? 2 : 1;
+    case Op::kCvtU32F32: case Op::kCvtU32F64: return 1;
     default: return 2;
   }
 }
@@ -166,23 +167,27 @@ InstId conversion_id(const Inst& i) {
     case Op::kCvtF32F64: return i.scalar ? xi::kIdVcvtss2sd : xi::kIdVcvtps2pd;
     case Op::kCvtF64F32: return i.scalar ? xi::kIdVcvtsd2ss : xi::kIdVcvtpd2ps;
     case Op::kCvtF64I32: return xi::kIdVcvtpd2dq;
+    case Op::kCvtF16F32: return xi::kIdVcvtph2ps;
+    case Op::kCvtF32F16: return xi::kIdVcvtps2ph;
     default: return xi::kIdVcvttpd2dq;
   }
 }
 
-//! Replaces the inactive elements of `v` (source elements of type `from`,
+//! Replaces the inactive elements of `v` (source elements of type elem2,
 //! the first at byte `offset` of the source) by 1.0, whose conversion is
-//! exact and raises no flag. Integer sources need nothing: int32 -> f64 is
-//! exact and raises no flag.
+//! exact and raises no flag. int32 sources need nothing: int32 -> f64 is
+//! exact and raises no flag; 16-bit sources are binary16 (vcvtph2ps).
 void replace_inactive_sources(EmitContext& c, const Inst& i, const x86::Vec& v, ir::ValueId mask,
                               int offset) {
-  if (!ir::elem_is_float(i.elem2)) return;
-  const bool f64 = i.elem2 == Elem::kF64;
+  const int bytes = ir::elem_bytes(i.elem2);
+  if (bytes == 4 && !ir::elem_is_float(i.elem2)) return;
+  static const uint64_t kOne[4] = {0x3c00, 0x3f800000u, 0, 0x3ff0000000000000ull};  // by log2 bytes - 1
+  static const InstId kBlend[4] = {xi::kIdVpblendvb, xi::kIdVblendvps, 0, xi::kIdVblendvpd};
   const int width = int(v.size());
   const x86::Vec one = EmitContext::vreg(kOneReg, width), lanes = EmitContext::vreg(kMaskReg, width);
-  c.a.vmovups(one, c.splat_constant(f64 ? 0x3ff0000000000000ull : 0x3f800000u, f64 ? 8 : 4));
+  c.a.vmovups(one, c.splat_constant(kOne[bytes / 2 - 1], bytes));
   c.expand_mask(lanes, EmitContext::vreg(kMaskTmpReg, width), mask, i.elem2, offset);
-  c.a.emit(f64 ? xi::kIdVblendvpd : xi::kIdVblendvps, v, one, v, lanes);
+  c.a.emit(kBlend[bytes / 2 - 1], v, one, v, lanes);
 }
 
 //! CvtI32F64, CvtF32F64, CvtF64F32, CvtF64I32(Trunc): one VEX conversion
@@ -219,7 +224,8 @@ void lower_convert_width(EmitContext& c, const Inst& i) {
       const x86::Vec src = EmitContext::vreg(1, std::min(32, src_bytes));
       c.a.vmovups(src, c.value(i.src[0], 2 * off));
       if (masked) replace_inactive_sources(c, i, src, mask, 2 * off);
-      c.a.emit(id, x86::xmm0, src);
+      if (i.op == Op::kCvtF32F16) c.a.emit(id, x86::xmm0, src, asmjit::Imm(i.imm & 0xff));
+      else c.a.emit(id, x86::xmm0, src);
       c.a.vmovups(c.value(i.dst, off), x86::xmm0);
     }
   });
@@ -262,6 +268,112 @@ void lower_convert_from_int(EmitContext& c, const Inst& i) {
     }
     c.a.vmovups(c.value(i.dst), x86::xmm0);
   });
+}
+
+// ---- Unsigned dwords to floating point --------------------------------------------
+
+//! unsigned_split: AVX2 converts only signed dwords. x = hi * 2^16 + lo with
+//! hi, lo < 2^16: both convert exactly, hi * 2^16 is exact, and the one
+//! vaddps/pd rounds the exact sum once (f32), or is exact (f64: the sum is
+//! below 2^32). Two positive (or +0) addends never give -0 in any rounding
+//! mode. Inactive f32 lanes hold 0x3f800000 (load_sources), whose 7
+//! significant bits convert exactly.
+void lower_convert_unsigned(EmitContext& c, const Inst& i) {
+  const bool f64 = i.op == Op::kCvtU32F64;
+  const x86::Mem low16 = c.splat_constant(0xffff, 4);
+  const x86::Mem two16 = f64 ? c.splat_constant(0x40f0000000000000ull, 8)  // 65536.0
+                             : c.splat_constant(0x47800000u, 4);
+  c.with_rounding(i, [&] {
+    c.for_each_chunk(i.bits, [&](int off, int width) {
+      const x86::Vec r = EmitContext::vreg(0, width), lo = EmitContext::vreg(2, width);
+      // f64: the half-width source chunk; f32: the chunk, inactive lanes benign.
+      const x86::Vec x = f64 ? x86::Vec(x86::xmm1) : EmitContext::vreg(0, width);
+      if (f64) c.a.vmovdqu(x, c.value(i.src[0], off / 2));
+      else load_sources(c, i, off, width);
+      const x86::Vec hi = f64 ? x86::Vec(x86::xmm3) : EmitContext::vreg(3, width);
+      c.a.vpsrld(hi, x, asmjit::Imm(16));
+      c.a.vpand(f64 ? lo.xmm() : lo, x, low16);
+      if (f64) {
+        c.a.vcvtdq2pd(r, hi);
+        c.a.vcvtdq2pd(lo, lo.xmm());
+        c.a.vmulpd(r, r, two16);
+        c.a.vaddpd(r, r, lo);
+      } else {
+        c.a.vcvtdq2ps(r, hi);
+        c.a.vcvtdq2ps(lo, lo);
+        c.a.vmulps(r, r, two16);
+        c.a.vaddps(r, r, lo);
+      }
+      c.a.vmovups(c.value(i.dst, off), r);
+    });
+  });
+}
+
+// ---- vgetexp ------------------------------------------------------------------------
+
+//! GetExp: floor(log2 |x|) is the unbiased exponent of the normalized value
+//! (split_float_fields), converted exactly by vcvtdq2ps/pd (for f64 the low
+//! dwords of the qword lanes are packed first). The flags come from the quiet
+//! compare x == x, which raises exactly vgetexp's: IE for an SNaN, DE for a
+//! denormal unless DAZ. Zero (or a denormal under DAZ) gives -inf, inf +inf,
+//! NaN the quieted NaN.
+void lower_getexp(EmitContext& c, const Inst& i) {
+  const bool f64 = i.elem == Elem::kF64;
+  const int eb = f64 ? 8 : 4, mant = f64 ? 52 : 23;
+  const uint64_t bias = f64 ? 1023 : 127, exp_mask = (2 * bias + 1) << mant;
+  const InstId cmpeq = f64 ? xi::kIdVpcmpeqq : xi::kIdVpcmpeqd;
+  const InstId cmpgt = f64 ? xi::kIdVpcmpgtq : xi::kIdVpcmpgtd;
+  c.with_rounding(i, [&] {
+    c.for_each_chunk(i.bits, [&](int off, int width) {
+      load_sources(c, i, off, width);
+      auto v = [&](int n) { return EmitContext::vreg(n, width); };
+      const x86::Vec x = i.scalar ? v(1) : v(0), r = v(2), t = v(3), zero = v(4), sign = v(8),
+                     magnitude = v(9), exponent = v(10), fraction = v(11), denormal = v(12),
+                     daz = v(13);
+      const InstId compare = i.scalar ? (f64 ? xi::kIdVcmpsd : xi::kIdVcmpss)
+                                      : (f64 ? xi::kIdVcmppd : xi::kIdVcmpps);
+      c.a.emit(compare, t, x, x, asmjit::Imm(0));  // EQ_OQ: the flags only
+      c.a.vpxor(zero, zero, zero);
+      c.mxcsr_bit_mask(daz, 6);
+      c.split_float_fields(x, f64, {sign, magnitude, exponent, fraction, denormal}, t, zero);
+      c.a.emit(f64 ? xi::kIdVpsubq : xi::kIdVpsubd, exponent, exponent, c.splat_constant(bias, eb));
+      if (f64) {
+        c.a.vpshufd(r, exponent, asmjit::Imm(0x08));  // low dwords to 0, 1 of each lane
+        if (width == 32) c.a.vpermq(r, r, asmjit::Imm(0x08));
+        c.a.vcvtdq2pd(r, r.xmm());
+      } else {
+        c.a.vcvtdq2ps(r, exponent);
+      }
+      // Zero, or a denormal under DAZ: -inf. Infinity: +inf. NaN: quieted.
+      c.a.vpand(t, denormal, daz);
+      c.a.emit(cmpeq, fraction, magnitude, zero);
+      c.a.vpor(t, t, fraction);
+      c.a.vpblendvb(r, r, c.splat_constant(exp_mask | (1ull << (eb * 8 - 1)), eb), t);
+      c.a.emit(cmpeq, t, magnitude, c.splat_constant(exp_mask, eb));
+      c.a.vpblendvb(r, r, c.splat_constant(exp_mask, eb), t);
+      c.a.emit(cmpgt, t, magnitude, c.splat_constant(exp_mask, eb));
+      c.a.vpor(fraction, x, c.splat_constant(1ull << (mant - 1), eb));
+      c.a.vpblendvb(r, r, fraction, t);
+      if (i.scalar) c.a.emit(f64 ? xi::kIdVblendpd : xi::kIdVblendps, r, v(0), r, asmjit::Imm(1));
+      c.a.vmovups(c.value(i.dst, off), r);
+    });
+  });
+}
+
+// ---- Floating point to a signed GPR -------------------------------------------------
+
+//! CvtFInt: the VEX vcvt(t)ss2si/sd2si itself (same rounding, integer
+//! indefinite and flags); a 32-bit destination zero-extends into the slot.
+void lower_convert_to_int(EmitContext& c, const Inst& i) {
+  const bool f64 = i.elem == Elem::kF64, truncate = (i.imm & 1) != 0;
+  const InstId id = f64 ? (truncate ? xi::kIdVcvttsd2si : xi::kIdVcvtsd2si)
+                        : (truncate ? xi::kIdVcvttss2si : xi::kIdVcvtss2si);
+  const x86::Gp r = i.bits == 64 ? x86::Gp(x86::rax) : x86::Gp(x86::eax);
+  c.with_rounding(i, [&] {
+    c.a.vmovups(x86::xmm0, c.value(i.src[0]));
+    c.a.emit(id, r, x86::xmm0);
+  });
+  c.a.mov(c.value(i.dst), x86::rax);
 }
 
 // ---- Round to a multiple of 2^-M ----------------------------------------------------
@@ -373,9 +485,12 @@ bool lower_float(EmitContext& c, const ir::Inst& i) {
   switch (i.op) {
     case Op::kComiF: case Op::kUcomiF: lower_compare_flags(c, i); return true;
     case Op::kRndScale: lower_round_scale(c, i); return true;
+    case Op::kGetExp: lower_getexp(c, i); return true;
+    case Op::kCvtU32F32: case Op::kCvtU32F64: lower_convert_unsigned(c, i); return true;
     case Op::kCvtIntF: lower_convert_from_int(c, i); return true;
+    case Op::kCvtFInt: lower_convert_to_int(c, i); return true;
     case Op::kCvtI32F64: case Op::kCvtF32F64: case Op::kCvtF64F32: case Op::kCvtF64I32:
-    case Op::kCvtF64I32Trunc:
+    case Op::kCvtF64I32Trunc: case Op::kCvtF16F32: case Op::kCvtF32F16:
       lower_convert_width(c, i);
       return true;
     case Op::kFAdd: case Op::kFSub: case Op::kFMul: case Op::kFDiv: case Op::kFMin:

@@ -316,6 +316,71 @@ void lower_abs_i64(EmitContext& c, const Inst& i) {
 //! words are 0x8000 (2^30 + 2^30), giving 0x80000000, a value the true sum
 //! (>= -2^31 + 2^16) never takes, so that pattern is read as +2^31.
 //! saturating_add_s32 then adds with the usual overflow test.
+//! madd52: AVX2 multiplies only 32 x 32 -> 64 bits (vpmuludq). With a and b
+//! cut to 52 bits and split into 26-bit limbs (a = a1:a0, b = b1:b0), the
+//! product is a1b1 * 2^52 + mid * 2^26 + a0b0 with mid = a1b0 + a0b1; every
+//! partial product is below 2^52 and mid below 2^53, so all sums fit 64 bits:
+//! lo = a0b0 + (mid mod 2^26) * 2^26 (< 2^53), low half = lo mod 2^52, high
+//! half = a1b1 + mid / 2^26 + lo / 2^52. vpaddq adds it to the accumulator.
+void lower_madd52(EmitContext& c, const Inst& i) {
+  const x86::Mem limb = c.splat_constant((1ull << 26) - 1, 8);
+  const x86::Mem low52 = c.splat_constant((1ull << 52) - 1, 8);
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec a1 = k.tmp(0), b1 = k.tmp(1), mid = k.tmp(2), t = k.tmp(3), lo = k.tmp(4);
+    c.a.vpand(a1, k.b, low52);
+    c.a.vpsrlq(a1, a1, 26);
+    c.a.vpand(b1, k.c, low52);
+    c.a.vpsrlq(b1, b1, 26);
+    c.a.vpand(k.b, k.b, limb);  // a0
+    c.a.vpand(k.c, k.c, limb);  // b0
+    c.a.vpmuludq(mid, a1, k.c);
+    c.a.vpmuludq(t, k.b, b1);
+    c.a.vpaddq(mid, mid, t);
+    c.a.vpmuludq(lo, k.b, k.c);
+    c.a.vpand(t, mid, limb);
+    c.a.vpsllq(t, t, 26);
+    c.a.vpaddq(lo, lo, t);
+    if (i.op == Op::kMAdd52Lo) {
+      c.a.vpand(t, lo, low52);
+    } else {
+      c.a.vpmuludq(t, a1, b1);
+      c.a.vpsrlq(mid, mid, 26);
+      c.a.vpaddq(t, t, mid);
+      c.a.vpsrlq(lo, lo, 52);
+      c.a.vpaddq(t, t, lo);
+    }
+    c.a.vpaddq(k.out, k.a, t);
+  });
+}
+
+//! dbsad_bw: AVX2's vpsadbw sums 8 byte differences per qword. For each of
+//! the 4 words of a qword, vpshufb places the 4 byte pairs that word needs
+//! at bytes 0..3 of the qword and zeros (|0 - 0| = 0) at bytes 4..7; the
+//! qword's SAD (at most 1020) is then that word, shifted into place and
+//! ORed. vpshufd does the per-lane dword shuffle of b first.
+void lower_dbsad_bw(EmitContext& c, const Inst& i) {
+  uint8_t pick_a[4][32], pick_b[4][32];
+  for (int w = 0; w < 4; ++w) {
+    for (int j = 0; j < 32; ++j) {
+      const int q = j & ~7, byte = j & 7;
+      pick_a[w][j] = byte < 4 ? uint8_t((q & 15) + (w < 2 ? 0 : 4) + byte) : 0x80;
+      pick_b[w][j] = byte < 4 ? uint8_t((q & 15) + w + byte) : 0x80;
+    }
+  }
+  lower_chunks(c, i, [&](const Chunk& k) {
+    const x86::Vec a = k.tmp(0), b = k.tmp(1);
+    c.a.vpshufd(k.b, k.b, Imm(i.imm & 0xff));
+    c.a.vpxor(k.out, k.out, k.out);
+    for (int w = 0; w < 4; ++w) {
+      c.a.vpshufb(a, k.a, c.constant(pick_a[w], 32));
+      c.a.vpshufb(b, k.b, c.constant(pick_b[w], 32));
+      c.a.vpsadbw(a, a, b);
+      if (w) c.a.vpsllq(a, a, Imm(16 * w));
+      c.a.vpor(k.out, k.out, a);
+    }
+  });
+}
+
 void lower_dot(EmitContext& c, const Inst& i) {
   const bool words = i.op == Op::kDotWSSD || i.op == Op::kDotWSSDS;
   const bool saturating = i.op == Op::kDotWSSDS || i.op == Op::kDotBUSDS;
@@ -598,6 +663,8 @@ bool lower_fallback(EmitContext& c, const Inst& i) {
 bool lower_integer(EmitContext& c, const Inst& i) {
   switch (i.op) {
     case Op::kTernlog: lower_ternlog(c, i); return true;
+    case Op::kMAdd52Lo: case Op::kMAdd52Hi: lower_madd52(c, i); return true;
+    case Op::kDbSadBW: lower_dbsad_bw(c, i); return true;
     case Op::kDotWSSD: case Op::kDotBUSD: case Op::kDotWSSDS: case Op::kDotBUSDS:
       lower_dot(c, i);
       return true;

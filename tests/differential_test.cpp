@@ -54,6 +54,7 @@ AVX512EMU_FEATURE_SUITE(AVX512DQ);
 AVX512EMU_FEATURE_SUITE(AVX512CD);
 AVX512EMU_FEATURE_SUITE(AVX512BITALG);
 AVX512EMU_FEATURE_SUITE(AVX512VPOPCNTDQ);
+AVX512EMU_FEATURE_SUITE(AVX512IFMA);
 AVX512EMU_FEATURE_SUITE(AVX512VBMI);
 AVX512EMU_FEATURE_SUITE(AVX512VBMI2);
 AVX512EMU_FEATURE_SUITE(AVX512VNNI);
@@ -65,7 +66,7 @@ AVX512EMU_FEATURE_SUITE(VPCLMULQDQ);
 TEST(DifferentialSuites, EveryMnemonicIsInASuite) {
   const char* features[] = {"AVX512F",     "AVX512BW",     "AVX512DQ",        "AVX512CD",
                             "AVX512BITALG", "AVX512VPOPCNTDQ", "AVX512VBMI", "AVX512VBMI2",
-                            "AVX512VNNI",  "VAES",         "VPCLMULQDQ"};
+                            "AVX512IFMA",  "AVX512VNNI",   "VAES",            "VPCLMULQDQ"};
   size_t covered = 0;
   for (const char* f : features) covered += mnemonics_with_feature(f).size();
   EXPECT_EQ(covered, verifiable_mnemonics().size());
