@@ -346,15 +346,22 @@ typename Encoding<T>::U rsqrt14_bits(typename Encoding<T>::U x, uint32_t mxcsr) 
   return U(E::kBias - 1 - n) << E::kMant | out_fraction;
 }
 
+//! Starts an FP result: a scalar form takes bits 127:32 (or 127:64) of its
+//! result from src0, a packed form starts from zero (inactive elements stay
+//! zero; masking happens later).
+void start_fp_result(const Inst& i, Frame& fr) {
+  uint8_t* const dst = fr.bytes(i.dst);
+  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
+  else std::memset(dst, 0, 64);
+}
+
 //! Rcp14/Rsqrt14: no rounding, no flags; DAZ and (vrcp14) FTZ from MXCSR.
 template <class T>
 void exec_approx14(const Inst& i, Frame& fr) {
   using U = typename Encoding<T>::U;
   const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
   const int n = i.scalar ? 1 : elem_count(i);
-  uint8_t* const dst = fr.bytes(i.dst);
-  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
-  else std::memset(dst, 0, 64);
+  start_fp_result(i, fr);
   for (int e = 0; e < n; ++e) {
     const U x = fr.get<U>(src, e);
     fr.set<U>(i.dst, e, i.op == Op::kRcp14 ? rcp14_bits<T>(x, fr.state.mxcsr)
@@ -401,9 +408,7 @@ void exec_getexp(const Inst& i, Frame& fr) {
   const uint64_t active = active_mask(i, fr, i.scalar ? 2 : 1);
   const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
   const int n = i.scalar ? 1 : elem_count(i);
-  uint8_t* const dst = fr.bytes(i.dst);
-  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
-  else std::memset(dst, 0, 64);
+  start_fp_result(i, fr);
   GuestMxcsr env(fr.state, i);
   for (int e = 0; e < n; ++e)
     if ((active >> e) & 1) fr.set<T>(i.dst, e, getexp_elem(fr.get<T>(src, e), fr.state.mxcsr));
@@ -524,9 +529,7 @@ void exec_round_scale(const Inst& i, Frame& fr) {
   const uint64_t active = active_mask(i, fr, i.scalar ? 2 : 1);
   const ir::ValueId src = i.scalar ? i.src[1] : i.src[0];
   const int n = i.scalar ? 1 : elem_count(i);
-  uint8_t* const dst = fr.bytes(i.dst);
-  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
-  else std::memset(dst, 0, 64);
+  start_fp_result(i, fr);
   uint32_t flags = 0;
   for (int e = 0; e < n; ++e)
     if ((active >> e) & 1)
@@ -556,9 +559,7 @@ template <class T>
 void exec_arith(const Inst& i, Frame& fr) {
   const uint64_t active = active_mask(i, fr, fixed_operands(i));
   const int n = i.scalar ? 1 : elem_count(i);
-  uint8_t* const dst = fr.bytes(i.dst);
-  if (i.scalar) std::memcpy(dst, fr.bytes(i.src[0]), 16);
-  else std::memset(dst, 0, 64);
+  start_fp_result(i, fr);
   GuestMxcsr env(fr.state, i);
   for (int e = 0; e < n; ++e) {
     if (!((active >> e) & 1)) continue;

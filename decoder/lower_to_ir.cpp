@@ -126,6 +126,20 @@ class Lowerer {
     return emit(i);
   }
 
+  //! Reads a GPR operand (all 64 bits), or `bytes` from a memory operand,
+  //! zero-extended: the integer source of vpinsr* and vcvtsi2s*.
+  ValueId read_gpr_or_memory(const Operand& o, int bytes, Elem e) {
+    if (o.kind == OperandKind::kGpr) {
+      Inst r = inst(Op::kReadGpr, 64, e);
+      r.reg = o.reg;
+      return emit(r);
+    }
+    Inst ld = inst(Op::kLoadGpr, 64, e);
+    add_src(ld, address(o));
+    ld.imm = bytes;
+    return emit(ld);
+  }
+
   //! Reads a source operand that is one whole value rather than elements,
   //! such as the xmm/m128 count of vpsllw: no broadcast, no fault suppression.
   ValueId read_whole(const Operand& o) {
@@ -502,17 +516,7 @@ bool Lowerer::lower_form(std::string& error) {
     case Form::kInsertElem: {
       const int eb = ir::elem_bytes(e);
       const ValueId base = read_vec(o[1].reg, 128);
-      ValueId g;
-      if (o[2].kind == OperandKind::kGpr) {
-        Inst r = inst(Op::kReadGpr, 64, e);
-        r.reg = o[2].reg;
-        g = emit(r);
-      } else {
-        Inst ld = inst(Op::kLoadGpr, 64, e);
-        add_src(ld, address(o[2]));
-        ld.imm = eb;
-        g = emit(ld);
-      }
+      const ValueId g = read_gpr_or_memory(o[2], eb, e);
       Inst v = inst(Op::kGprToVec, 128, e);
       add_src(v, g);
       v.imm = eb * 8;
@@ -549,17 +553,7 @@ bool Lowerer::lower_form(std::string& error) {
     case Form::kConvertFromGpr: {
       const ValueId upper = read_vec(o[1].reg, 128);
       const bool wide = o[2].kind == OperandKind::kGpr ? o[2].bits == 64 : o[2].mem.bytes == 8;
-      ValueId g;
-      if (o[2].kind == OperandKind::kGpr) {
-        Inst r = inst(Op::kReadGpr, 64, e);
-        r.reg = o[2].reg;
-        g = emit(r);
-      } else {
-        Inst ld = inst(Op::kLoadGpr, 64, e);
-        add_src(ld, address(o[2]));
-        ld.imm = wide ? 8 : 4;
-        g = emit(ld);
-      }
+      const ValueId g = read_gpr_or_memory(o[2], wide ? 8 : 4, e);
       Inst cv = inst(Op::kCvtIntF, 128, e);
       cv.elem2 = wide ? Elem::kI64 : Elem::kI32;
       cv.scalar = true;
