@@ -324,17 +324,22 @@ bool MiniVmm::map_run_page(std::string& error) {
   return true;
 }
 
-bool MiniVmm::create_vcpu(std::string& error) {
-  const uint64_t size = options_.memory_bytes;
-  if (size < guest_map::kMemorySize || size > guest_map::kMaxMemorySize || size % (2 << 20)) {
-    error = "guest memory must be 16 MiB to 1 GiB in steps of 2 MiB";
-    return false;
-  }
+bool MiniVmm::open_vm(std::string& error) {
   fds_->vm = Fd(ioctl(fds_->kvm.get(), KVM_CREATE_VM, 0));
   if (fds_->vm.get() < 0) {
     error = errno_text("KVM_CREATE_VM");
     return false;
   }
+  return true;
+}
+
+bool MiniVmm::create_vm(std::string& error) {
+  const uint64_t size = options_.memory_bytes;
+  if (size < guest_map::kMemorySize || size > guest_map::kMaxMemorySize || size % (2 << 20)) {
+    error = "guest memory must be 16 MiB to 1 GiB in steps of 2 MiB";
+    return false;
+  }
+  if (!open_vm(error)) return false;
   // Memfds, so that a successor process can map the same memory.
   fds_->memory = Fd(memfd_create("avx512emu-guest", MFD_CLOEXEC));
   fds_->cache = Fd(memfd_create("avx512emu-guest-cache", MFD_CLOEXEC));
@@ -343,19 +348,13 @@ bool MiniVmm::create_vcpu(std::string& error) {
     error = errno_text("guest memory memfd");
     return false;
   }
-  if (!map_memory(error) || !set_memory_slots(0, error)) return false;
-  fds_->vcpu = Fd(ioctl(fds_->vm.get(), KVM_CREATE_VCPU, 0));
-  if (fds_->vcpu.get() < 0) {
-    error = errno_text("KVM_CREATE_VCPU");
-    return false;
-  }
-  return map_run_page(error) && setup_cpu(error);
+  return attach_memory_and_vcpu(error);
 }
 
 bool MiniVmm::create(const VmOptions& options, std::string& error,
                      const std::vector<uint8_t>* image, bool install_adapter) {
   options_ = options;
-  if (!open_kvm(error) || !create_vcpu(error)) return false;
+  if (!open_kvm(error) || !create_vm(error)) return false;
   if (!setup_kernel(error)) return false;
   if (!load_image(image ? *image : bundled_guest_image(), error)) return false;
   if (options.native || !install_adapter) return true;
@@ -391,7 +390,7 @@ bool MiniVmm::install_adapter(std::string& error) {
 
 bool MiniVmm::create_incoming(const VmOptions& options, std::string& error) {
   options_ = options;
-  return open_kvm(error) && create_vcpu(error);
+  return open_kvm(error) && create_vm(error);
 }
 
 bool MiniVmm::finish_incoming(const std::vector<uint8_t>& adapter_state,
@@ -452,18 +451,8 @@ bool MiniVmm::adopt(const VmOptions& options, const VmmFds& fds,
     error = "the inherited guest memory memfd does not have the recorded size";
     return false;
   }
-  fds_->vm = Fd(ioctl(fds_->kvm.get(), KVM_CREATE_VM, 0));
-  if (fds_->vm.get() < 0) {
-    error = errno_text("KVM_CREATE_VM");
-    return false;
-  }
-  if (!map_memory(error) || !set_memory_slots(0, error)) return false;
-  fds_->vcpu = Fd(ioctl(fds_->vm.get(), KVM_CREATE_VCPU, 0));
-  if (fds_->vcpu.get() < 0) {
-    error = errno_text("KVM_CREATE_VCPU");
-    return false;
-  }
-  if (!map_run_page(error) || !setup_cpu(error)) return false;
+  if (!open_vm(error)) return false;
+  if (!attach_memory_and_vcpu(error)) return false;
   entry_ = entry;
   progress_ = progress;
   if (adapter_state.empty()) return true;
@@ -472,6 +461,16 @@ bool MiniVmm::adopt(const VmOptions& options, const VmmFds& fds,
   if (!adapter_->restore_state(memory_, adapter_state, error)) return false;
   trap_mode_ = adapter_->config().trap_mode;
   return true;
+}
+
+bool MiniVmm::attach_memory_and_vcpu(std::string& error) {
+  if (!map_memory(error) || !set_memory_slots(0, error)) return false;
+  fds_->vcpu = Fd(ioctl(fds_->vm.get(), KVM_CREATE_VCPU, 0));
+  if (fds_->vcpu.get() < 0) {
+    error = errno_text("KVM_CREATE_VCPU");
+    return false;
+  }
+  return map_run_page(error) && setup_cpu(error);
 }
 
 bool MiniVmm::complete_pending_exit(std::string& error) {

@@ -192,7 +192,12 @@ class MiniVmm {
   struct Fds;
   bool open_kvm(std::string& error);
   bool map_memory(std::string& error);
-  bool create_vcpu(std::string& error);
+  //! Maps the guest memory memfd, registers its slots, creates the vCPU and
+  //! sets it up: shared by a fresh start and a successor adopting the memfds.
+  bool attach_memory_and_vcpu(std::string& error);
+  bool open_vm(std::string& error);
+  //! A new VM: its guest-memory and cache memfds, its memory slots and vCPU.
+  bool create_vm(std::string& error);
   bool map_run_page(std::string& error);
   bool set_memory_slots(uint32_t flags, std::string& error);
   bool setup_kernel(std::string& error);

@@ -422,6 +422,16 @@ std::string DiffReport::summary() const {
   return s;
 }
 
+namespace {
+//! False, with the failure recorded, when the arena could not be mapped.
+bool arena_ready(const MemoryArena& arena, DiffReport& report) {
+  if (arena.ok()) return true;
+  report.failures = 1;
+  report.messages.push_back("cannot map the memory arena");
+  return false;
+}
+}  // namespace
+
 DiffReport verify_mnemonic(const char* mnemonic, int states_per_form, uint64_t seed) {
   return verify_mnemonic(mnemonic, states_per_form, seed, VerifyOptions{});
 }
@@ -441,11 +451,7 @@ DiffReport verify_mnemonic(const char* mnemonic, int states_per_form, uint64_t s
     return report;
   }
   MemoryArena arena;
-  if (!arena.ok()) {
-    report.failures = 1;
-    report.messages.push_back("cannot map the memory arena");
-    return report;
-  }
+  if (!arena_ready(arena, report)) return report;
   FaultTrapScope trap;
   const SemanticsRow* row = find_semantics(mnemonic);
   const std::vector<uint8_t> full = immediate_values(mnemonic, options.exhaustive_imm, seed);
@@ -476,11 +482,7 @@ DiffReport verify_mnemonic(const char* mnemonic, int states_per_form, uint64_t s
 DiffReport verify_form(const TestForm& form, int states, uint64_t seed, const VerifyOptions& options) {
   DiffReport report;
   MemoryArena arena;
-  if (!arena.ok()) {
-    report.failures = 1;
-    report.messages.push_back("cannot map the memory arena");
-    return report;
-  }
+  if (!arena_ready(arena, report)) return report;
   FaultTrapScope trap;
   report.forms = 1;
   bool straddle_faults = false;
