@@ -1,4 +1,4 @@
-// Owns the only contact with Zydis: decoding bytes into DecodedInsn and
+// Owns the guest side of Zydis: decoding bytes into DecodedInsn and
 // formatting it back to text.
 #include <Zydis/Zydis.h>
 
