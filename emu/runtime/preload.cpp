@@ -2,13 +2,16 @@
 // reads the AVX512EMU_* options and installs the trap runtime before the
 // program runs, the --stats report at exit, and the interposed libc calls
 // the runtime must see (dlopen/dlclose for the sweep, sigaction/signal for
-// SIGILL chaining).
+// SIGILL chaining and for wrapping the program's other handlers).
 //
 // Options (set by `avx512emu run`, or by hand together with LD_PRELOAD):
 //   AVX512EMU_SIMULATE_AVX2=1  trap injection: arm every AVX-512 instruction
 //   AVX512EMU_NO_PATCH=1       keep trapping; never patch a site with a jmp
 //   AVX512EMU_STATS=1          print the sweep at start and counters at exit
 //   AVX512EMU_CHECK_SHADOW=1   count shadow/hardware differences (AVX-512 hosts)
+//   AVX512EMU_STATE_BLOCK_STUBS=1  patched sites copy the register file and call
+//                              the dispatcher instead of running inline
+//                              (the previous steady state, for comparison)
 //   AVX512EMU_CACHE=FILE       use a translation-cache file (avx512emu cache build)
 #include <dlfcn.h>
 #include <signal.h>
@@ -95,6 +98,7 @@ __attribute__((constructor)) void avx512emu_preload_init() {
   options.simulate_avx2 = env_flag("AVX512EMU_SIMULATE_AVX2");
   options.stats = env_flag("AVX512EMU_STATS");
   options.check_shadow = env_flag("AVX512EMU_CHECK_SHADOW");
+  options.inline_stubs = !env_flag("AVX512EMU_STATE_BLOCK_STUBS");
   load_cache_file(options.stats);
   std::string error;
   if (!install_sigill_runtime(options, error)) {
@@ -155,7 +159,13 @@ extern "C" __attribute__((visibility("default"))) int sigaction(int sig,
     set_program_sigill_action(act, old);
     return 0;
   }
-  return real(sig, act, old);
+  if (!sigill_runtime_installed()) return real(sig, act, old);
+  // Other handlers run through the runtime's wrapper (inline stubs).
+  struct sigaction installed;
+  if (act) wrap_signal_action(sig, *act, installed);
+  const int rc = real(sig, act ? &installed : nullptr, old);
+  if (rc == 0 && old) unwrap_signal_action(sig, *old);
+  return rc;
 }
 
 extern "C" __attribute__((visibility("default"))) sighandler_t signal(int sig,
@@ -168,5 +178,14 @@ extern "C" __attribute__((visibility("default"))) sighandler_t signal(int sig,
     set_program_sigill_action(&act, &old);
     return old.sa_handler;
   }
-  return real(sig, handler);
+  if (!sigill_runtime_installed()) return real(sig, handler);
+  // glibc's signal() calls its internal sigaction, which this library does
+  // not see: go through ours, with signal()'s BSD semantics.
+  struct sigaction act = {}, old = {};
+  act.sa_handler = handler;
+  act.sa_flags = SA_RESTART;
+  sigemptyset(&act.sa_mask);
+  sigaddset(&act.sa_mask, sig);
+  if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+  return old.sa_handler;
 }

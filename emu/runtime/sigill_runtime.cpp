@@ -19,6 +19,8 @@
 
 #include "decoded_insn.h"
 #include "signal_safe.h"
+#include "live_form.h"
+#include "live_stub.h"
 #include "site_patcher.h"
 #include "vex_idioms.h"
 
@@ -123,9 +125,12 @@ constexpr size_t kMaxThreads = 4096;
 
 struct alignas(64) ThreadShadow {
   //! level[0] is the program's state; level[n] the state of code that runs
-  //! while level n-1 is being emulated (nested traps).
+  //! while level n-1 is being emulated (nested traps). Inline stubs address
+  //! level[0] as the block itself (offset 0).
   CpuState level[kMaxDepth];
-  uint32_t depth;
+  //! Inline stubs: the clobbered ymm registers and the entry flags.
+  alignas(32) uint8_t ymm_spill[16][32];
+  uint16_t flags_save;
   uint32_t index;
   uint64_t traps, stub_runs, mismatches;
 };
@@ -141,6 +146,12 @@ pthread_key_t g_release_key;
 bool g_release_key_ok = false;
 
 __attribute__((tls_model("initial-exec"))) thread_local ThreadShadow* t_shadow = nullptr;
+//! Levels in use on this thread (the next emulation takes level[t_depth]).
+//! In TLS rather than in the block, so that an inline stub can release its
+//! level after it has restored every register (live_stub.cpp).
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_depth = 0;
+//! An inline stub's first spills, before it has a base register.
+__attribute__((tls_model("initial-exec"))) thread_local LiveSpill t_live_spill = {};
 
 void release_thread_shadow(void* p) {
   auto* ts = static_cast<ThreadShadow*>(p);
@@ -181,10 +192,10 @@ ThreadShadow* thread_shadow() {
 class LevelGuard {
  public:
   explicit LevelGuard(ThreadShadow* ts) : ts_(ts) {
-    if (ts_ && ts_->depth < kMaxDepth) state_ = &ts_->level[ts_->depth++];
+    if (ts_ && t_depth < kMaxDepth) state_ = &ts_->level[t_depth++];
   }
   ~LevelGuard() {
-    if (state_) --ts_->depth;
+    if (state_) --t_depth;
   }
   CpuState* state() const { return state_; }
 
@@ -446,7 +457,7 @@ __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* 
     // The program's own SIGILL handler expects its SIGILLs: no report then.
     g_not_emulated.fetch_add(1, std::memory_order_relaxed);
     if (!program_handles_sigill())
-      report_not_emulated(rip, site, why, /*nested=*/!ts || ts->depth != 1);
+      report_not_emulated(rip, site, why, /*nested=*/!ts || t_depth != 1);
     pass_sigill_on(sig, info, context);
     return;
   }
@@ -519,6 +530,42 @@ namespace avx512emu::runtime {
 
 // ---- Installation -------------------------------------------------------------
 
+namespace {
+
+//! fs-relative offset of a TLS variable of this thread (the same for every
+//! thread: initial-exec TLS of a library loaded at start-up).
+template <class T>
+int64_t tls_offset(const T* var) {
+  return reinterpret_cast<intptr_t>(var) - reinterpret_cast<intptr_t>(__builtin_thread_pointer());
+}
+
+//! Tells the stub builder where the per-thread data is. Inline stubs stay
+//! off when an offset does not fit a 32-bit displacement.
+void install_live_stubs() {
+  static_assert(offsetof(ThreadShadow, level) == 0, "inline stubs address level[0] as the block");
+  LiveStubEnv env;
+  const int64_t shadow = tls_offset(&t_shadow), depth = tls_offset(&t_depth),
+                spill = tls_offset(&t_live_spill);
+  auto fits = [](int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; };
+  env.enabled = g_options.patch && g_options.inline_stubs && fits(shadow) && fits(depth) &&
+                fits(spill);
+  env.tls_shadow = int32_t(shadow);
+  env.tls_depth = int32_t(depth);
+  env.tls_spill = int32_t(spill);
+  env.ymm_spill = int32_t(offsetof(ThreadShadow, ymm_spill));
+  env.flags_save = int32_t(offsetof(ThreadShadow, flags_save));
+  env.hw_sync = host_has_avx512_state() ? live_hw_sync_address() : 0;
+  env.count_runs = g_options.stats;
+  // Zydis' decoder tables are set up by a function-local static: do it now,
+  // not in the first signal handler that builds a stub.
+  jit::LiveForm unused;
+  const uint8_t ret[] = {0xc5, 0xf8, 0x77, 0xc3};
+  jit::make_live_form(ret, sizeof ret, sizeof ret, unused, nullptr);
+  set_live_stub_env(env);
+}
+
+}  // namespace
+
 bool install_sigill_runtime(const RuntimeOptions& options, std::string& error) {
   if (g_installed) return true;
   g_options = options;
@@ -553,6 +600,7 @@ bool install_sigill_runtime(const RuntimeOptions& options, std::string& error) {
     return false;
   }
   set_program_sigill_action(&old, nullptr);
+  install_live_stubs();
   g_installed = true;
   return true;
 }
@@ -584,6 +632,55 @@ void set_program_sigill_action(const struct sigaction* act, struct sigaction* ol
   if (act) g_program_action.store(new struct sigaction(*act), std::memory_order_release);
 }
 
+// ---- Wrapped program signal handlers ------------------------------------------------
+
+namespace {
+
+//! The program's handler per signal, as it gave it (handler or sigaction,
+//! and whether SA_SIGINFO). Replaced copies are leaked on purpose: a
+//! handler may still read one.
+std::atomic<const struct sigaction*> g_wrapped[NSIG];
+
+//! QEMU 7.2 enters handlers with rsp misaligned by 8: realign (as
+//! handle_sigill does).
+__attribute__((force_align_arg_pointer)) void run_wrapped_handler(int sig, siginfo_t* info,
+                                                                  void* context) {
+  const struct sigaction* act =
+      sig > 0 && sig < NSIG ? g_wrapped[sig].load(std::memory_order_acquire) : nullptr;
+  if (!act) return;
+  // An inline stub interrupted between its first spill and its claim of a
+  // level would find these words overwritten by the handler's own stubs.
+  const LiveSpill saved = t_live_spill;
+  if (act->sa_flags & SA_SIGINFO)
+    act->sa_sigaction(sig, info, context);
+  else
+    act->sa_handler(sig);
+  t_live_spill = saved;
+}
+
+}  // namespace
+
+void wrap_signal_action(int sig, const struct sigaction& act, struct sigaction& installed) {
+  installed = act;
+  const bool handler = (act.sa_flags & SA_SIGINFO) ||
+                       (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN);
+  if (sig <= 0 || sig >= NSIG || !handler || !live_stub_env().enabled) return;
+  g_wrapped[sig].store(new struct sigaction(act), std::memory_order_release);
+  installed.sa_sigaction = run_wrapped_handler;
+  installed.sa_flags |= SA_SIGINFO;
+}
+
+void unwrap_signal_action(int sig, struct sigaction& old) {
+  if (sig <= 0 || sig >= NSIG || !(old.sa_flags & SA_SIGINFO) ||
+      old.sa_sigaction != run_wrapped_handler)
+    return;
+  if (const struct sigaction* act = g_wrapped[sig].load(std::memory_order_acquire)) {
+    const sigset_t mask = old.sa_mask;
+    old = *act;
+    old.sa_mask = mask;
+  }
+}
+
 RuntimeCounters runtime_counters() {
   RuntimeCounters c;
   c.handler_misses = g_misses.load();
@@ -606,9 +703,10 @@ std::string runtime_stats_text() {
   const RuntimeCounters c = runtime_counters();
   const TranslateStats t = translate_stats();
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_mnemonic;  // traps, stub runs
-  uint64_t idioms = 0, idiom_traps = 0, idiom_runs = 0;
+  uint64_t idioms = 0, idiom_traps = 0, idiom_runs = 0, site_runs = 0;
   g_sites.for_each([&](const Site& s) {
     const uint64_t traps = s.traps.load(), runs = s.stub_runs.load();
+    site_runs += runs;
     if (is_vex_idiom_translation(s.translation) && s.state.load() != SiteState::kOriginal) {
       ++idioms;
       idiom_traps += traps;
@@ -629,8 +727,16 @@ std::string runtime_stats_text() {
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats (pid %d): traps %" PRIu64 ", stub runs %" PRIu64
                 ", sites %zu, patched sites %" PRIu64 ", threads %" PRIu64 "\n",
-                int(sys::syscall6(39, 0, 0, 0, 0, 0, 0)), c.traps, c.stub_runs, g_sites.size(),
+                int(sys::syscall6(39, 0, 0, 0, 0, 0, 0)), c.traps, site_runs, g_sites.size(),
                 patched_site_count(), c.threads);
+  out += buf;
+  // Stub runs count AVX-512 instructions run at patched sites, whichever
+  // stub ran them; the state-block entries are the slow path's share.
+  std::snprintf(buf, sizeof buf,
+                "avx512emu stats: AVX-512 instructions run through traps %" PRIu64
+                ", at patched sites %" PRIu64 "; patched sites inline %" PRIu64
+                " of %" PRIu64 ", state-block stub entries %" PRIu64 "\n",
+                c.traps, site_runs, inline_patched_site_count(), patched_site_count(), c.stub_runs);
   out += buf;
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats: translations %" PRIu64 ", cache hits %" PRIu64

@@ -60,6 +60,10 @@ struct RuntimeOptions {
   bool simulate_avx2 = false;  //!< Trap injection is on (for reports only).
   bool stats = false;          //!< Count stub runs too (costs an atomic add per run).
   bool check_shadow = false;   //!< Compare the shadow with the hardware per trap.
+  //! Patched plans run inline on the live registers (live_stub.h); off, every
+  //! stub run copies the register file into a state block and calls the
+  //! dispatcher (AVX512EMU_STATE_BLOCK_STUBS=1, for comparison and bisection).
+  bool inline_stubs = true;
 };
 
 //! Reserves every piece of memory the handler uses, reads the XSAVE layout
@@ -79,6 +83,15 @@ SiteTable& site_table();
 //! the handler passes on the SIGILLs it cannot emulate (chaining), exactly
 //! where the kernel would have delivered them. `act` may be null (query).
 void set_program_sigill_action(const struct sigaction* act, struct sigaction* old);
+
+//! Handlers the program installs for other signals are wrapped, so that a
+//! signal that lands inside an inline stub's entry finds the stub's spill
+//! words as it left them when it returns (live_stub.h). `act` is the
+//! program's; `installed` receives what to pass to the kernel instead (the
+//! same action when nothing needs wrapping). Call `unwrap_signal_action` on
+//! what the kernel reports as the old action.
+void wrap_signal_action(int sig, const struct sigaction& act, struct sigaction& installed);
+void unwrap_signal_action(int sig, struct sigaction& old);
 
 struct RuntimeCounters {
   uint64_t traps = 0;              //!< SIGILLs emulated.

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <mutex>
 
+#include "live_stub.h"
 #include "signal_safe.h"
 
 namespace avx512emu::runtime {
@@ -196,6 +197,8 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kStubSize = 64;
+//! Largest inline stub (plans of up to StubPlan::kMaxSites translations).
+constexpr size_t kMaxLiveStub = 32 * 1024;
 constexpr uint64_t kArenaSize = 64 * 1024;
 //! Edits closer than this many pages share one swap (fewer mappings).
 constexpr uint64_t kMaxGapPages = 16;
@@ -239,7 +242,7 @@ struct Arena {
 constexpr size_t kMaxArenas = 256;
 Arena g_arenas[kMaxArenas];  // guarded by the patch lock
 size_t g_arena_count = 0;
-std::atomic<uint64_t> g_patched{0};
+std::atomic<uint64_t> g_patched{0}, g_patched_inline{0};
 
 //! Copies the pages [first, first + pages * kPage), applies the edits that
 //! fall inside, and swaps the copy in (see the file comment of the header).
@@ -250,7 +253,7 @@ bool swap_pages(uint64_t first, uint64_t pages, const CodeEdit* edits, size_t co
   auto* bytes = reinterpret_cast<uint8_t*>(copy);
   sys::copy(bytes, reinterpret_cast<const void*>(first), len);
   for (size_t i = 0; i < count; ++i)
-    sys::copy(bytes + (edits[i].address - first), edits[i].bytes, edits[i].length);
+    sys::copy(bytes + (edits[i].address - first), edits[i].data(), edits[i].length);
   if (sys::mprotect(bytes, len, PROT_READ | PROT_EXEC) < 0 ||
       sys::mremap(bytes, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(first)) !=
           long(first)) {
@@ -312,20 +315,23 @@ uint64_t map_arena(uint64_t lo, uint64_t hi, uint64_t target) {
   return 0;
 }
 
-//! A free 64-byte stub slot inside [lo, hi), or 0. Patch lock held.
-uint64_t alloc_stub(uint64_t lo, uint64_t hi, uint64_t target) {
+//! A free stub slot of `size` bytes (rounded up to 64) inside [lo, hi), or
+//! 0. Patch lock held.
+uint64_t alloc_stub(uint64_t lo, uint64_t hi, uint64_t target, uint64_t size) {
+  size = (size + 63) & ~uint64_t(63);
+  if (size > kArenaSize) return 0;
   for (size_t i = 0; i < g_arena_count; ++i) {
     Arena& a = g_arenas[i];
     const uint64_t slot = a.base + a.used;
-    if (a.used + kStubSize <= kArenaSize && slot >= lo && slot + kStubSize <= hi) {
-      a.used += kStubSize;
+    if (a.used + size <= kArenaSize && slot >= lo && slot + size <= hi) {
+      a.used += size;
       return slot;
     }
   }
   if (g_arena_count == kMaxArenas) return 0;
   const uint64_t base = map_arena(lo, hi, target);
   if (!base) return 0;
-  g_arenas[g_arena_count++] = {base, kStubSize};
+  g_arenas[g_arena_count++] = {base, size};
   return base;
 }
 
@@ -477,13 +483,30 @@ bool patch_site(Site& site, const SiteTable& sites) {
   } else {
     return give_up();
   }
-  const uint64_t stub = alloc_stub(lo, hi, target);
+  // The inline stub when every translation of the plan can run on the live
+  // registers (live_stub.h), else the state-block stub. The inline stub's
+  // size depends a little on its address (constant alignment): measure it
+  // at a 64-byte aligned address, allocate with room for the padding, then
+  // build it where it goes.
+  static uint8_t live_bytes[kMaxLiveStub];  // guarded by the patch lock
+  const size_t measured = build_live_stub(0, *plan, live_bytes, sizeof live_bytes, nullptr);
+  const uint64_t want = measured ? measured + 32 * plan->count : kStubSize;
+  uint64_t stub = alloc_stub(lo, hi, target, want);
+  size_t live_size = 0;
+  if (stub && measured) {
+    live_size = build_live_stub(stub, *plan, live_bytes, sizeof live_bytes, nullptr);
+    if (live_size == 0 || live_size > want) return give_up();  // cannot happen: same plan
+  }
   if (!stub) return give_up();
 
   // Each jump must be in place before a jump to it can be fetched: the stub,
   // then the island, then the site. Separate swaps keep that order even when
   // they touch different pages.
-  const CodeEdit stub_edit = make_stub(stub, *plan);
+  CodeEdit stub_edit = make_stub(stub, *plan);
+  if (live_size) {
+    stub_edit.long_bytes = live_bytes;
+    stub_edit.length = uint16_t(live_size);
+  }
   CodeEdit far_jmp;  // jmp rel32 to the stub, at the site or in its island
   far_jmp.address = way == Way::kIsland ? site.island : site.address;
   far_jmp.length = 5;
@@ -507,11 +530,15 @@ bool patch_site(Site& site, const SiteTable& sites) {
   site.stub = reinterpret_cast<void*>(stub);
   site.state.store(SiteState::kPatched, std::memory_order_release);
   g_patched.fetch_add(1, std::memory_order_relaxed);
+  if (live_size) g_patched_inline.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 uint64_t patched_site_count() {
   return g_patched.load(std::memory_order_relaxed);
+}
+uint64_t inline_patched_site_count() {
+  return g_patched_inline.load(std::memory_order_relaxed);
 }
 
 }  // namespace avx512emu::runtime

@@ -45,11 +45,14 @@ struct StubPlan {
   Site* sites[kMaxSites] = {};
 };
 
-//! One edit of code bytes.
+//! One edit of code bytes: up to 64 in `bytes`, or `length` bytes at
+//! `long_bytes` when that is set (a whole inline stub).
 struct CodeEdit {
   uint64_t address = 0;
   uint8_t bytes[64] = {};
-  uint8_t length = 0;
+  uint16_t length = 0;
+  const uint8_t* long_bytes = nullptr;
+  const uint8_t* data() const { return long_bytes ? long_bytes : bytes; }
 };
 
 //! Marks [start, end) as code of a loaded object, mapped r-x, that the
@@ -74,8 +77,10 @@ bool apply_code_edits(const CodeEdit* edits, size_t count);
 //! short with nothing to span or jump to, no stub memory within reach).
 bool patch_site(Site& site, const SiteTable& sites);
 
-//! Number of sites patched so far.
+//! Number of sites patched so far, and how many of them run inline on the
+//! live registers (live_stub.h); the others use the state-block stub.
 uint64_t patched_site_count();
+uint64_t inline_patched_site_count();
 
 }  // namespace avx512emu::runtime
 

@@ -1,0 +1,497 @@
+// Owns the inline stubs: per-plan machine code that runs the plan's
+// translations on the live machine state, with no call and no copy of the
+// whole register file.
+//
+// The guest's GPRs, RFLAGS, MXCSR and ymm0-15 stay in the real registers.
+// The stub finds the thread's shadow block (level 0 of ThreadShadow, a
+// CpuState) through the thread pointer and moves only what the plan's
+// translations touch (jit/live_form.h):
+//
+//   entry:  spill rdi, rax and the flags (lahf/seto) to fs:[spill]
+//           rdi := fs:[shadow]; no block, or depth != 0  -> slow path
+//           depth := 1 (a signal handler's emulation now takes level 1)
+//           the spilled words into the block; the GPRs the plan reads or
+//           the translations clobber into the block; MXCSR if read
+//           ymm the translations clobber -> ymm spill space
+//           for each ymm the plan reads: VEX-write detection against what
+//             the last exit left (sigill_runtime.h), then into the block
+//   bodies: each translation's body, copied without its MXCSR prologue,
+//           epilogue, vzeroupper and ret; its constants after the stub
+//   exit:   ymm the plan wrote from the block, clobbered ones from the spill
+//           space; AVX-512 hosts: the emulated upper state into the
+//           hardware (hw_sync); the GPRs back; the flags (the guest's
+//           result when a translation wrote them, else the entry's); depth
+//           := 0; jmp behind the plan's last instruction
+//   slow:   flags, rax, rdi back from fs:[spill]; then the state-block stub
+//           (push/call avx512emu_stub_entry), below the red zone
+//
+// Nothing is written to the program's stack on the fast path, and no return
+// address of the runtime is ever on it there.
+#include "live_stub.h"
+
+#include <cstddef>
+
+#include "cpu_state.h"
+#include "live_form.h"
+#include "signal_safe.h"
+
+extern "C" void avx512emu_stub_entry();
+extern "C" void avx512emu_live_hw_sync();
+
+// Offsets are CpuState's (static_asserts below): k at 192, zmm at 256,
+// host_save at 168.
+__asm__(R"(
+  .text
+  .globl avx512emu_live_hw_sync
+  .hidden avx512emu_live_hw_sync
+  .type avx512emu_live_hw_sync, @function
+  .p2align 4
+avx512emu_live_hw_sync:
+  .intel_syntax noprefix
+  vinserti64x4 zmm0, zmm0, ymmword ptr [rdi+288], 1
+  vinserti64x4 zmm1, zmm1, ymmword ptr [rdi+352], 1
+  vinserti64x4 zmm2, zmm2, ymmword ptr [rdi+416], 1
+  vinserti64x4 zmm3, zmm3, ymmword ptr [rdi+480], 1
+  vinserti64x4 zmm4, zmm4, ymmword ptr [rdi+544], 1
+  vinserti64x4 zmm5, zmm5, ymmword ptr [rdi+608], 1
+  vinserti64x4 zmm6, zmm6, ymmword ptr [rdi+672], 1
+  vinserti64x4 zmm7, zmm7, ymmword ptr [rdi+736], 1
+  vinserti64x4 zmm8, zmm8, ymmword ptr [rdi+800], 1
+  vinserti64x4 zmm9, zmm9, ymmword ptr [rdi+864], 1
+  vinserti64x4 zmm10, zmm10, ymmword ptr [rdi+928], 1
+  vinserti64x4 zmm11, zmm11, ymmword ptr [rdi+992], 1
+  vinserti64x4 zmm12, zmm12, ymmword ptr [rdi+1056], 1
+  vinserti64x4 zmm13, zmm13, ymmword ptr [rdi+1120], 1
+  vinserti64x4 zmm14, zmm14, ymmword ptr [rdi+1184], 1
+  vinserti64x4 zmm15, zmm15, ymmword ptr [rdi+1248], 1
+  vmovdqu64 zmm16, zmmword ptr [rdi+1280]
+  vmovdqu64 zmm17, zmmword ptr [rdi+1344]
+  vmovdqu64 zmm18, zmmword ptr [rdi+1408]
+  vmovdqu64 zmm19, zmmword ptr [rdi+1472]
+  vmovdqu64 zmm20, zmmword ptr [rdi+1536]
+  vmovdqu64 zmm21, zmmword ptr [rdi+1600]
+  vmovdqu64 zmm22, zmmword ptr [rdi+1664]
+  vmovdqu64 zmm23, zmmword ptr [rdi+1728]
+  vmovdqu64 zmm24, zmmword ptr [rdi+1792]
+  vmovdqu64 zmm25, zmmword ptr [rdi+1856]
+  vmovdqu64 zmm26, zmmword ptr [rdi+1920]
+  vmovdqu64 zmm27, zmmword ptr [rdi+1984]
+  vmovdqu64 zmm28, zmmword ptr [rdi+2048]
+  vmovdqu64 zmm29, zmmword ptr [rdi+2112]
+  vmovdqu64 zmm30, zmmword ptr [rdi+2176]
+  vmovdqu64 zmm31, zmmword ptr [rdi+2240]
+  kmovq k0, qword ptr [rdi+192]
+  kmovq k1, qword ptr [rdi+200]
+  kmovq k2, qword ptr [rdi+208]
+  kmovq k3, qword ptr [rdi+216]
+  kmovq k4, qword ptr [rdi+224]
+  kmovq k5, qword ptr [rdi+232]
+  kmovq k6, qword ptr [rdi+240]
+  kmovq k7, qword ptr [rdi+248]
+  jmp qword ptr [rdi+168]
+  .att_syntax prefix
+  .size avx512emu_live_hw_sync, .-avx512emu_live_hw_sync
+)");
+static_assert(avx512emu::state_offset::zmm(0) == 256 && avx512emu::state_offset::k(0) == 192 &&
+              avx512emu::state_offset::kHostSave == 168);
+
+namespace avx512emu::runtime {
+namespace {
+
+LiveStubEnv g_env;
+
+constexpr int kRax = 0, kRsp = 4, kRdi = 7;
+
+// ---- A byte writer for the handful of encodings a stub needs -----------------------
+//
+// Encodings follow the Intel SDM Vol. 2; "[rdi+d32]" is ModRM mod=10 rm=111,
+// "fs:[d32]" is the 64 prefix with ModRM rm=100 and SIB 0x25 (no base, no
+// index), an absolute 32-bit displacement from the segment base.
+class Writer {
+ public:
+  Writer(uint8_t* p, size_t cap) : p_(p), cap_(cap) {}
+  size_t size() const { return n_; }
+  bool overflow() const { return overflow_; }
+
+  void byte(uint8_t b) {
+    if (n_ < cap_) p_[n_] = b;
+    else overflow_ = true;
+    ++n_;
+  }
+  void bytes(std::initializer_list<uint8_t> bs) {
+    for (uint8_t b : bs) byte(b);
+  }
+  void copy(const uint8_t* src, size_t n) {
+    for (size_t i = 0; i < n; ++i) byte(src[i]);
+  }
+  void d32(int32_t v) {
+    for (int i = 0; i < 4; ++i) byte(uint8_t(uint32_t(v) >> (8 * i)));
+  }
+  void q64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) byte(uint8_t(v >> (8 * i)));
+  }
+  void put32_at(size_t at, int32_t v) {
+    for (int i = 0; i < 4; ++i)
+      if (at + i < cap_) p_[at + i] = uint8_t(uint32_t(v) >> (8 * i));
+  }
+  void align(size_t to, uint8_t fill) {
+    while (n_ % to) byte(fill);
+  }
+
+  // REX.W + opcode with reg field `r` and memory [rdi+d32].
+  void rex_w_rdi(int r) { byte(uint8_t(0x48 | (r >> 3 << 2))); }
+  void modrm_rdi(int r, int32_t d) {
+    byte(uint8_t(0x80 | (r & 7) << 3 | 7));
+    d32(d);
+  }
+  void modrm_abs(int r, int32_t d) {
+    byte(uint8_t(0x04 | (r & 7) << 3));
+    byte(0x25);
+    d32(d);
+  }
+  //! mov [rdi+d], r64
+  void store_gpr(int r, int32_t d) {
+    rex_w_rdi(r);
+    byte(0x89);
+    modrm_rdi(r, d);
+  }
+  //! mov r64, [rdi+d]
+  void load_gpr(int r, int32_t d) {
+    rex_w_rdi(r);
+    byte(0x8b);
+    modrm_rdi(r, d);
+  }
+  //! mov fs:[d], r64 / mov r64, fs:[d]
+  void store_fs(int r, int32_t d) {
+    byte(0x64);
+    byte(uint8_t(0x48 | (r >> 3 << 2)));
+    byte(0x89);
+    modrm_abs(r, d);
+  }
+  void load_fs(int r, int32_t d) {
+    byte(0x64);
+    byte(uint8_t(0x48 | (r >> 3 << 2)));
+    byte(0x8b);
+    modrm_abs(r, d);
+  }
+  //! Three-byte VEX prefix: map 0F, the given reg / vvvv / rm registers,
+  //! L and pp.
+  void vex3(int reg, int vvvv, int rm, bool l256, int pp) {
+    byte(0xc4);
+    byte(uint8_t((reg >> 3 ? 0 : 0x80) | 0x40 | (rm >> 3 ? 0 : 0x20) | 0x01));
+    byte(uint8_t(((~vvvv & 15) << 3) | (l256 ? 4 : 0) | pp));
+  }
+  //! vmovdqu [rdi+d], ymm / vmovdqu ymm, [rdi+d]   (VEX.256.F3.0F 7F / 6F)
+  void store_ymm(int y, int32_t d) {
+    vex3(y, 0, 0, true, 2);
+    byte(0x7f);
+    modrm_rdi(y, d);
+  }
+  void load_ymm(int y, int32_t d) {
+    vex3(y, 0, 0, true, 2);
+    byte(0x6f);
+    modrm_rdi(y, d);
+  }
+  //! vpcmpeqb ymm_t, ymm_a, [rdi+d]   (VEX.256.66.0F 74)
+  void cmpeqb_ymm(int t, int a, int32_t d) {
+    vex3(t, a, 0, true, 1);
+    byte(0x74);
+    modrm_rdi(t, d);
+  }
+  //! vpmovmskb eax, ymm_t   (VEX.256.66.0F D7 /r, reg = eax, rm = ymm_t)
+  void movmskb_eax(int t) {
+    vex3(0, 0, t, true, 1);
+    byte(0xd7);
+    byte(uint8_t(0xc0 | (t & 7)));
+  }
+  //! jcc rel32 / jmp rel32 to a position in this buffer (patched later when
+  //! the target is not known yet: returns the field's position).
+  size_t jcc(uint8_t cc) {
+    bytes({0x0f, uint8_t(0x80 | cc)});
+    const size_t at = n_;
+    d32(0);
+    return at;
+  }
+  size_t jmp() {
+    byte(0xe9);
+    const size_t at = n_;
+    d32(0);
+    return at;
+  }
+  void link(size_t field, size_t target) { put32_at(field, int32_t(int64_t(target) - int64_t(field + 4))); }
+
+ private:
+  uint8_t* p_;
+  size_t cap_, n_ = 0;
+  bool overflow_ = false;
+};
+
+constexpr uint8_t kCcZ = 0x4, kCcNz = 0x5;
+
+//! The plan's translations taken apart, and what they touch together.
+struct PlanForms {
+  jit::LiveForm form[StubPlan::kMaxSites];
+  uint16_t gprs_read = 0, gprs_written = 0, host_gprs = 0;
+  uint16_t low_read = 0, low_written = 0, host_vecs = 0;
+  bool writes_rflags = false, reads_mxcsr = false;
+};
+
+bool analyse(const StubPlan& plan, PlanForms& p, const char** why) {
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    const Translation* t = plan.sites[i]->translation;
+    if (!t || !t->code || !t->code_size) {
+      *why = "hand-built translation";
+      return false;
+    }
+    jit::LiveForm& f = p.form[i];
+    if (!jit::make_live_form(static_cast<const uint8_t*>(t->code), t->code_size, t->total_size, f,
+                             why))
+      return false;
+    p.gprs_read |= f.guest_gprs_read;
+    p.gprs_written |= f.guest_gprs_written;
+    p.host_gprs |= f.host_gprs_written;
+    p.low_read |= f.guest_low_read;
+    p.low_written |= f.guest_low_written;
+    p.host_vecs |= f.host_vecs_written;
+    p.writes_rflags |= f.writes_rflags;
+    p.reads_mxcsr |= f.reads_mxcsr_slot;
+  }
+  return true;
+}
+
+int lowest_bit(uint32_t m) {
+  return m ? __builtin_ctz(m) : -1;
+}
+
+}  // namespace
+
+void set_live_stub_env(const LiveStubEnv& env) {
+  g_env = env;
+}
+const LiveStubEnv& live_stub_env() {
+  return g_env;
+}
+uint64_t live_hw_sync_address() {
+  return reinterpret_cast<uint64_t>(&avx512emu_live_hw_sync);
+}
+
+size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
+                       const char** why) {
+  namespace so = state_offset;
+  const char* unused = nullptr;
+  if (!why) why = &unused;
+  if (!g_env.enabled || plan.count == 0) {
+    *why = "inline stubs are off";
+    return 0;
+  }
+  static PlanForms p;  // large; the patch lock serialises builders
+  p = PlanForms{};
+  if (!analyse(plan, p, why)) return 0;
+
+  // Registers to move. The stub itself uses rax, rdi and one ymm (t) for
+  // the VEX-write check; rsp is the program's and never written.
+  const uint16_t kFixed = (1u << kRax) | (1u << kRdi) | (1u << kRsp);
+  const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
+  const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixed);
+  int t = lowest_bit(p.host_vecs & ~p.low_read & 0xffff);
+  if (t < 0) t = lowest_bit(p.host_vecs);
+  if (t < 0) t = 15;
+  const uint16_t vec_spill = uint16_t(p.host_vecs | (p.low_read ? 1u << t : 0));
+  const uint16_t vec_restore_spill = uint16_t(vec_spill & ~p.low_written);
+  auto ymm_spill = [](int v) { return g_env.ymm_spill + 32 * v; };
+
+  Writer w(out, capacity);
+  // ---- entry
+  w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+  w.store_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
+  w.byte(0x9f);                    // lahf
+  w.bytes({0x0f, 0x90, 0xc0});     // seto al
+  w.bytes({0x64, 0x66, 0x89});     // mov fs:[spill.flags], ax
+  w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
+  w.bytes({0x64, 0x83, 0x3c, 0x25});  // cmp dword fs:[depth], 0
+  w.d32(g_env.tls_depth);
+  w.byte(0x00);
+  const size_t to_slow_depth = w.jcc(kCcNz);
+  w.load_fs(kRdi, g_env.tls_shadow);
+  w.bytes({0x48, 0x85, 0xff});     // test rdi, rdi
+  const size_t to_slow_block = w.jcc(kCcZ);
+  w.bytes({0x64, 0xc7, 0x04, 0x25});  // mov dword fs:[depth], 1
+  w.d32(g_env.tls_depth);
+  w.d32(1);
+  w.bytes({0x66, 0x89});           // mov [rdi+flags_save], ax
+  w.modrm_rdi(kRax, g_env.flags_save);
+  w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
+  w.store_gpr(kRax, so::gpr(kRax));
+  w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+  w.store_gpr(kRax, so::gpr(kRdi));
+  for (int r = 0; r < 16; ++r)
+    if (gpr_save >> r & 1) w.store_gpr(r, so::gpr(r));
+  if (p.gprs_read >> kRsp & 1) w.store_gpr(kRsp, so::gpr(kRsp));
+  if (p.reads_mxcsr) {
+    w.bytes({0xc5, 0xf8, 0xae});   // vstmxcsr [rdi+mxcsr]
+    w.modrm_rdi(3, so::kMxcsr);
+  }
+  for (int v = 0; v < 16; ++v)
+    if (vec_spill >> v & 1) w.store_ymm(v, ymm_spill(v));
+  // VEX-write detection for the ymm registers the plan reads; the rare
+  // paths (a change) are placed after the exit.
+  size_t rare_field[16] = {}, rare_back[16] = {};
+  for (int v = 0; v < 16; ++v) {
+    if (!(p.low_read >> v & 1)) continue;
+    if (v == t) {
+      w.load_ymm(t, ymm_spill(t));
+      w.cmpeqb_ymm(t, t, so::zmm(v));
+    } else {
+      w.cmpeqb_ymm(t, v, so::zmm(v));
+    }
+    w.movmskb_eax(t);
+    w.bytes({0xff, 0xc0});         // inc eax: zero when all 32 bytes were equal
+    rare_field[v] = w.jcc(kCcNz);
+    rare_back[v] = w.size();
+    if (v == t) {
+      w.load_ymm(t, ymm_spill(t));
+      w.store_ymm(t, so::zmm(v));
+    } else {
+      w.store_ymm(v, so::zmm(v));
+    }
+  }
+
+  // ---- bodies
+  size_t body_at[StubPlan::kMaxSites] = {};
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    const Site& site = *plan.sites[i];
+    const jit::LiveForm& f = p.form[i];
+    if (f.reads_rip) {
+      w.bytes({0x48, 0xb8});       // movabs rax, site address
+      w.q64(site.address);
+      w.store_gpr(kRax, so::kRip);
+    }
+    body_at[i] = w.size();
+    w.copy(static_cast<const uint8_t*>(site.translation->code) + f.body_begin,
+           f.body_end - f.body_begin);
+    if (g_env.count_runs) {
+      w.bytes({0x48, 0xb8});       // movabs rax, &site.stub_runs
+      w.q64(reinterpret_cast<uint64_t>(&site.stub_runs));
+      w.bytes({0xf0, 0x48, 0xff, 0x00});  // lock inc qword [rax]
+    }
+  }
+
+  // ---- exit
+  for (int v = 0; v < 16; ++v) {
+    if (p.low_written >> v & 1) w.load_ymm(v, so::zmm(v));
+    else if (vec_restore_spill >> v & 1) w.load_ymm(v, ymm_spill(v));
+  }
+  size_t sync_return_field = 0;
+  if (g_env.hw_sync) {
+    w.bytes({0x48, 0x8d, 0x05});   // lea rax, [rip+after]
+    sync_return_field = w.size();
+    w.d32(0);
+    w.store_gpr(kRax, so::kHostSave);
+    w.bytes({0x48, 0xb8});         // movabs rax, hw_sync
+    w.q64(g_env.hw_sync);
+    w.bytes({0xff, 0xe0});         // jmp rax
+    w.link(sync_return_field, w.size());
+  }
+  for (int r = 0; r < 16; ++r)
+    if (gpr_restore >> r & 1) w.load_gpr(r, so::gpr(r));
+  if (p.writes_rflags) {
+    // AH := RFLAGS[7:0] (SF ZF AF PF CF for sahf), AL := OF.
+    w.bytes({0x0f, 0xb6});         // movzx eax, byte [rdi+rflags]
+    w.modrm_rdi(kRax, so::kRflags);
+    w.bytes({0x88, 0xc4});         // mov ah, al
+    w.byte(0x8a);                  // mov al, byte [rdi+rflags+1]
+    w.modrm_rdi(kRax, so::kRflags + 1);
+    w.bytes({0xc0, 0xe8, 0x03});   // shr al, 3
+    w.bytes({0x24, 0x01});         // and al, 1
+  } else {
+    w.bytes({0x66, 0x8b});         // mov ax, [rdi+flags_save]
+    w.modrm_rdi(kRax, g_env.flags_save);
+  }
+  w.bytes({0x04, 0x7f});           // add al, 0x7f: OF := (al == 1)
+  w.byte(0x9e);                    // sahf
+  w.load_gpr(kRax, so::gpr(kRax));
+  w.load_gpr(kRdi, so::gpr(kRdi));
+  w.bytes({0x64, 0xc7, 0x04, 0x25});  // mov dword fs:[depth], 0
+  w.d32(g_env.tls_depth);
+  w.d32(0);
+  const Site& last = *plan.sites[plan.count - 1];
+  const uint64_t resume = last.address + last.length;
+  w.byte(0xe9);                    // jmp behind the plan
+  w.d32(int32_t(int64_t(resume) - int64_t(address + w.size() + 4)));
+
+  // ---- slow path: the state-block stub
+  const size_t slow = w.size();
+  w.link(to_slow_depth, slow);
+  w.link(to_slow_block, slow);
+  w.bytes({0x64, 0x66, 0x8b});     // mov ax, fs:[spill.flags]
+  w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
+  w.bytes({0x04, 0x7f});           // add al, 0x7f
+  w.byte(0x9e);                    // sahf
+  w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
+  w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+  w.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});  // lea rsp, [rsp-128]: over the red zone
+  w.byte(0x50);                             // push rax
+  w.bytes({0x48, 0xb8});                    // movabs rax, plan
+  w.q64(reinterpret_cast<uint64_t>(&plan));
+  const size_t call_field = [&] {
+    w.bytes({0xff, 0x15});                  // call [rip+entry literal]
+    const size_t at = w.size();
+    w.d32(0);
+    return at;
+  }();
+  w.byte(0x58);                                               // pop rax
+  w.bytes({0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00});  // lea rsp, [rsp+128]
+  w.byte(0xe9);                                               // jmp behind the plan
+  w.d32(int32_t(int64_t(resume) - int64_t(address + w.size() + 4)));
+  w.align(8, 0xcc);
+  w.link(call_field, w.size());
+  w.q64(reinterpret_cast<uint64_t>(&avx512emu_stub_entry));
+
+  // ---- rare paths of the VEX-write check: eax = movemask + 1 (nonzero)
+  for (int v = 0; v < 16; ++v) {
+    if (!(p.low_read >> v & 1)) continue;
+    w.link(rare_field[v], w.size());
+    w.bytes({0xff, 0xc8});                   // dec eax: the movemask
+    w.bytes({0xc1, 0xe8, 0x10});             // shr eax, 16: bytes 31:16 equal?
+    w.bytes({0x3d, 0xff, 0xff, 0x00, 0x00}); // cmp eax, 0xffff
+    const size_t to_zero = w.jcc(kCcNz);     // bits 255:128 changed: a VEX write
+    // Only bits 127:0 changed: a VEX write when bits 255:128 are zero
+    // (ambiguous with SSE; see sigill_runtime.h), else an SSE write.
+    w.load_gpr(kRax, so::zmm(v) + 16);
+    w.rex_w_rdi(kRax);
+    w.byte(0x0b);                            // or rax, [rdi+zmm+24]
+    w.modrm_rdi(kRax, so::zmm(v) + 24);
+    w.link(w.jcc(kCcNz), rare_back[v]);
+    w.link(to_zero, w.size());
+    for (int q = 0; q < 4; ++q) {            // mov qword [rdi+zmm+32+8q], 0
+      w.bytes({0x48, 0xc7});
+      w.modrm_rdi(0, so::zmm(v) + 32 + 8 * q);
+      w.d32(0);
+    }
+    w.link(w.jmp(), rare_back[v]);
+  }
+
+  // ---- tails and constants, each block at its original offset modulo 32
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    const jit::LiveForm& f = p.form[i];
+    const auto* code = static_cast<const uint8_t*>(plan.sites[i]->translation->code);
+    while ((address + w.size()) % 32 != f.data_begin % 32) w.byte(0xcc);
+    const size_t data_at = w.size();
+    w.copy(code + f.data_begin, f.data_end - f.data_begin);
+    for (uint8_t x = 0; x < f.fixup_count; ++x) {
+      const jit::LiveForm::Fixup& fx = f.fixups[x];
+      const size_t field = body_at[i] + (fx.field - f.body_begin);
+      const size_t next = body_at[i] + (fx.next - f.body_begin);
+      const size_t target = fx.to_body_end ? body_at[i] + (f.body_end - f.body_begin)
+                                           : data_at + (fx.target - f.data_begin);
+      w.put32_at(field, int32_t(int64_t(target) - int64_t(next)));
+    }
+  }
+  if (w.overflow()) {
+    *why = "stub too large";
+    return 0;
+  }
+  return w.size();
+}
+
+}  // namespace avx512emu::runtime

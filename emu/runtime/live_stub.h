@@ -1,0 +1,52 @@
+// Owns the inline stub of a patched plan: the machine code that runs the
+// plan's translations on the live machine state (see live_stub.cpp), and the
+// per-thread data it reaches through the thread pointer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "site_patcher.h"
+
+namespace avx512emu::runtime {
+
+//! Where an inline stub finds the runtime's per-thread data. Everything is
+//! addressed relative to the thread pointer (fs), so a stub needs no
+//! register of the program's to find it: initial-exec TLS sits at one fixed
+//! offset from the thread pointer for the life of the process.
+struct LiveStubEnv {
+  bool enabled = false;
+  int32_t tls_shadow = 0;      //!< fs offset of the thread's shadow block pointer (null until claimed).
+  int32_t tls_depth = 0;       //!< fs offset of the thread's nesting depth (uint32).
+  int32_t tls_spill = 0;       //!< fs offset of the entry spill words (LiveSpill).
+  int32_t ymm_spill = 0;       //!< Offset, from the shadow block, of 16 x 32 bytes of ymm spill space.
+  int32_t flags_save = 0;      //!< Offset, from the shadow block, of the entry flags word.
+  uint64_t hw_sync = 0;        //!< AVX-512 hosts: the routine that loads the emulated upper state into the hardware.
+  bool count_runs = false;     //!< --stats: count runs per site.
+};
+
+//! The words a stub spills through fs before it has a base register.
+struct LiveSpill {
+  uint64_t rdi, rax;
+  uint16_t flags;  //!< lahf in the high byte, seto in the low byte
+};
+
+void set_live_stub_env(const LiveStubEnv& env);
+const LiveStubEnv& live_stub_env();
+
+//! Builds the inline stub for `plan`, to be placed at `address`, into `out`
+//! (at most `capacity` bytes). The stub ends with the state-block path
+//! (avx512emu_stub_entry) for threads already inside an emulation or without
+//! a shadow block yet. Returns the stub's size, or 0 when a translation of the plan
+//! cannot run inline (the caller uses the state-block stub alone). Async-
+//! signal-safe: no allocation, no lock.
+size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
+                       const char** why);
+
+//! Address of the routine that loads the emulated AVX-512 state (zmm0-15
+//! bits 511:256, zmm16-31, k0-7) of the block at rdi into the hardware and
+//! jumps to the address stored at the block's host_save[0]. For AVX-512
+//! hosts only, so that natively executed AVX-512 code sees the results.
+uint64_t live_hw_sync_address();
+
+}  // namespace avx512emu::runtime
