@@ -10,14 +10,12 @@
 // libavx512emu-preload.so and trap injection (AVX512EMU_SIMULATE_AVX2), so
 // that the kernels' AVX-512 instructions trap as on an AVX2 CPU. The child
 // times the batches the parent asks for with the same clock, and the parent
-// reports them as manual time next to its own native measurements.
-// AVX512EMU_PRELOAD overrides the library's path.
+// reports them as manual time next to its own native measurements
+// (emulated_child.h). AVX512EMU_PRELOAD overrides the library's path.
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <ucontext.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -25,15 +23,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <memory>
 #include <string>
+
+#include "emulated_child.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
+using avx512emu::bench::EmulatedChild;
+
 constexpr const char* kServeOption = "--serve-emulated";
+constexpr const char* kProgram = "runtime_bench";
 
 // ---- Kernels (the only AVX-512 code in this program) ---------------------------------
 
@@ -104,109 +105,32 @@ double time_add_loop(long n) {
 
 // ---- The emulated child --------------------------------------------------------------
 
-//! The child's loop: one request per line ("saxpy N" or "add N"), one
-//! answer per line ("NANOSECONDS CHECKSUM").
-int serve_emulated() {
-  // The runtime must be here; otherwise the numbers would be native ones.
-  std::ifstream maps("/proc/self/maps");
-  const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
-  if (text.find("libavx512emu-preload") == std::string::npos) {
-    std::fprintf(stderr, "runtime_bench: the child runs without libavx512emu-preload.so\n");
-    return 1;
+//! The child's answer to one request ("saxpy N" or "add N"):
+//! "NANOSECONDS CHECKSUM".
+bool answer_request(const std::string& request, std::string& answer) {
+  char what[16] = {};
+  long n = 0;
+  if (std::sscanf(request.c_str(), "%15s %ld", what, &n) != 2 || n <= 0) return false;
+  char line[64];
+  if (!std::strcmp(what, "saxpy")) {
+    const auto [ns, sum] = time_saxpy(n);
+    std::snprintf(line, sizeof line, "%.1f %" PRIu64, ns, sum);
+  } else if (!std::strcmp(what, "add")) {
+    std::snprintf(line, sizeof line, "%.1f 0", time_add_loop(n));
+  } else {
+    return false;
   }
-  char line[128];
-  while (std::fgets(line, sizeof line, stdin)) {
-    char what[16] = {};
-    long n = 0;
-    if (std::sscanf(line, "%15s %ld", what, &n) != 2 || n <= 0) return 2;
-    if (!std::strcmp(what, "saxpy")) {
-      const auto [ns, sum] = time_saxpy(n);
-      std::printf("%.1f %" PRIu64 "\n", ns, sum);
-    } else if (!std::strcmp(what, "add")) {
-      std::printf("%.1f 0\n", time_add_loop(n));
-    } else {
-      return 2;
-    }
-    std::fflush(stdout);
-  }
-  return 0;
+  answer = line;
+  return true;
 }
 
-//! This program under the preload, trap injection on, with or without
-//! patching; it answers the parent's requests until its stdin closes.
-class EmulatedChild {
- public:
-  explicit EmulatedChild(bool patch) {
-    const char* preload = std::getenv("AVX512EMU_PRELOAD");
-    if (!preload || !*preload) preload = AVX512EMU_PRELOAD_LIBRARY;
-    if (access(preload, R_OK) != 0) {
-      error_ = std::string("cannot read the preload library ") + preload;
-      return;
-    }
-    int to_child[2], from_child[2];
-    if (pipe(to_child) != 0 || pipe(from_child) != 0) {
-      error_ = "pipe failed";
-      return;
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(to_child[0], 0);
-      dup2(from_child[1], 1);
-      for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) close(fd);
-      setenv("LD_PRELOAD", preload, 1);
-      setenv("AVX512EMU_SIMULATE_AVX2", "1", 1);
-      // As `avx512emu run --simulate-avx2`: glibc's own AVX-512 string
-      // functions stay out of the measurement.
-      setenv("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD",
-             1);
-      if (patch)
-        unsetenv("AVX512EMU_NO_PATCH");
-      else
-        setenv("AVX512EMU_NO_PATCH", "1", 1);
-      execl("/proc/self/exe", "runtime_bench", kServeOption, static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    to_ = fdopen(to_child[1], "w");
-    from_ = fdopen(from_child[0], "r");
-  }
-  ~EmulatedChild() {
-    if (to_) std::fclose(to_);
-    if (from_) std::fclose(from_);
-    if (pid_ > 0) waitpid(pid_, nullptr, 0);
-  }
-  EmulatedChild(const EmulatedChild&) = delete;
-  EmulatedChild& operator=(const EmulatedChild&) = delete;
-
-  const std::string& error() const { return error_; }
-
-  //! Asks for one timed batch; false (and error()) if the child failed.
-  bool request(const char* what, long n, double& ns, uint64_t& sum) {
-    if (!error_.empty()) return false;
-    std::fprintf(to_, "%s %ld\n", what, n);
-    std::fflush(to_);
-    if (std::fscanf(from_, "%lf %" SCNu64, &ns, &sum) != 2) {
-      error_ = "the emulated child stopped answering (see its stderr)";
-      return false;
-    }
-    return true;
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* to_ = nullptr;
-  FILE* from_ = nullptr;
-  std::string error_;
-};
-
 EmulatedChild& patched_child() {
-  static EmulatedChild child(true);
+  static EmulatedChild child(kServeOption, kProgram, true);
   return child;
 }
 
 EmulatedChild& trapping_child() {
-  static EmulatedChild child(false);
+  static EmulatedChild child(kServeOption, kProgram, false);
   return child;
 }
 
@@ -320,7 +244,8 @@ BENCHMARK(BM_AddLoopPatchedVsNative)->UseManualTime()->Unit(benchmark::kNanoseco
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && !std::strcmp(argv[1], kServeOption)) return serve_emulated();
+  if (argc == 2 && !std::strcmp(argv[1], kServeOption))
+    return avx512emu::bench::serve_requests(kProgram, answer_request);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
