@@ -2,38 +2,16 @@
 // translations, copied program code) for relocation and register liveness.
 #include "host_insn.h"
 
-#include <Zydis/Zydis.h>
+#include "zydis_common_p.h"
 
 namespace avx512emu {
 namespace {
 
-const ZydisDecoder& host_decoder() {
-  static const ZydisDecoder decoder = [] {
-    ZydisDecoder d;
-    ZydisDecoderInit(&d, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
-    return d;
-  }();
-  return decoder;
-}
-
-//! Hardware number of a GPR of any width (ah -> rax), -1 for none, -2 for
-//! a register of another class.
-int gpr_of(ZydisRegister r) {
-  if (r == ZYDIS_REGISTER_NONE) return -1;
-  switch (ZydisRegisterGetClass(r)) {
-    case ZYDIS_REGCLASS_GPR8:
-    case ZYDIS_REGCLASS_GPR16:
-    case ZYDIS_REGCLASS_GPR32:
-    case ZYDIS_REGCLASS_GPR64:
-      return ZydisRegisterGetId(ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, r));
-    default:
-      return -2;
-  }
-}
+using zydis_common::gpr_number;
 
 //! Marks register `r` read and/or written in `out`.
 void note_register(ZydisRegister r, bool read, bool written, HostInsn& out) {
-  const int g = gpr_of(r);
+  const int g = gpr_number(r);
   if (g >= 0) {
     if (read) out.gprs_read |= uint16_t(1u << g);
     if (written) out.gprs_written |= uint16_t(1u << g);
@@ -63,7 +41,7 @@ bool decode_host_insn(const uint8_t* bytes, size_t size, HostInsn& out) {
   out = HostInsn{};
   ZydisDecodedInstruction zi;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&host_decoder(), bytes, size, &zi, ops))) return false;
+  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&zydis_common::decoder64(), bytes, size, &zi, ops))) return false;
   out.length = zi.length;
 
   switch (zi.mnemonic) {
@@ -152,9 +130,9 @@ bool decode_host_insn(const uint8_t* bytes, size_t size, HostInsn& out) {
         out.rel_size = uint8_t(zi.raw.disp.size / 8);
         out.rel_target = int64_t(zi.length) + o.mem.disp.value;
       } else {
-        m.base = int8_t(gpr_of(o.mem.base));
+        m.base = int8_t(gpr_number(o.mem.base));
       }
-      const int index = gpr_of(o.mem.index);
+      const int index = gpr_number(o.mem.index);
       m.index = int8_t(index >= 0 ? index : index == -1 ? -1 : 17);
       if (index == -2) note_register(o.mem.index, true, false, out);
     }

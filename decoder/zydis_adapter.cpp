@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "decoded_insn.h"
+#include "zydis_common_p.h"
 
 namespace avx512emu {
 
@@ -34,29 +35,8 @@ std::string hex_bytes(const uint8_t* p, size_t n) {
 
 namespace {
 
-const ZydisDecoder& decoder64() {
-  static const ZydisDecoder decoder = [] {
-    ZydisDecoder d;
-    ZydisDecoderInit(&d, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
-    return d;
-  }();
-  return decoder;
-}
-
-// Zydis numbers GPRs by class; the hardware number is what the state block uses.
-int gpr_number(ZydisRegister r) {
-  if (r == ZYDIS_REGISTER_NONE) return -1;
-  switch (ZydisRegisterGetClass(r)) {
-    case ZYDIS_REGCLASS_GPR8:
-    case ZYDIS_REGCLASS_GPR16:
-    case ZYDIS_REGCLASS_GPR32:
-    case ZYDIS_REGCLASS_GPR64:
-      // ah/ch/dh/bh never appear in EVEX/VEX operands.
-      return ZydisRegisterGetId(r);
-    default:
-      return -2;
-  }
-}
+using zydis_common::decoder64;
+using zydis_common::gpr_number;
 
 uint8_t broadcast_count(ZydisBroadcastMode m) {
   switch (m) {
