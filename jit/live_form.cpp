@@ -40,14 +40,15 @@ bool classify_state_access(const HostMemOperand& m, LiveForm& f, const char** wh
     }
     f.reads_mxcsr_slot = true;
   }
-  if (overlaps(so::k(0), so::k(8)) && m.written) f.guest_upper_written = true;
+  for (int r = 0; r < 8; ++r)
+    if (overlaps(so::k(r), so::k(r) + 8) && m.written) f.guest_k_written |= uint8_t(1u << r);
   for (int r = 0; r < 32; ++r) {
     const int32_t z = so::zmm(r);
     if (r < 16 && overlaps(z, z + 32)) {
       if (m.read) f.guest_low_read |= uint16_t(1u << r);
       if (m.written) f.guest_low_written |= uint16_t(1u << r);
     }
-    if (overlaps(r < 16 ? z + 32 : z, z + 64) && m.written) f.guest_upper_written = true;
+    if (overlaps(r < 16 ? z + 32 : z, z + 64) && m.written) f.guest_upper_written |= 1u << r;
   }
   if (hi > int64_t(sizeof(CpuState)) || lo < 0) {
     *why = "access outside the state block";
@@ -60,7 +61,8 @@ void make_opaque(LiveForm& f) {
   f.guest_gprs_read = f.guest_gprs_written = 0xffff & ~(1u << kRsp);
   f.guest_gprs_read |= 1u << kRsp;
   f.guest_low_read = f.guest_low_written = 0xffff;
-  f.guest_upper_written = true;
+  f.guest_upper_written = ~0u;
+  f.guest_k_written = 0xff;
   f.reads_rip = f.writes_rflags = f.reads_mxcsr_slot = true;
 }
 
@@ -78,8 +80,8 @@ bool make_live_form(const uint8_t* code, uint32_t code_size, uint32_t total_size
 
   // Pass 1: the shape. One ret, preceded by vzeroupper and, in FP
   // translations, by the MXCSR epilogue that matches the prologue.
-  uint32_t first[2] = {0, 0}, window[3] = {0, 0, 0};
-  HostInsn first_insn[2], window_insn[3];
+  uint32_t first[2] = {0, 0}, window[4] = {0, 0, 0, 0};
+  HostInsn first_insn[2], window_insn[4];
   uint32_t ret_at = 0, count = 0;
   bool ret_seen = false;
   for (uint32_t off = 0; off < code_size;) {
@@ -95,23 +97,33 @@ bool make_live_form(const uint8_t* code, uint32_t code_size, uint32_t total_size
         first[count] = off;
         first_insn[count] = h;
       }
-      window[0] = window[1], window[1] = window[2], window[2] = off;
-      window_insn[0] = window_insn[1], window_insn[1] = window_insn[2], window_insn[2] = h;
+      for (int k = 0; k < 3; ++k) window[k] = window[k + 1], window_insn[k] = window_insn[k + 1];
+      window[3] = off;
+      window_insn[3] = h;
       ++count;
     }
     off += h.length;
   }
-  if (!ret_seen || count < 1 || window_insn[2].kind != HostInsnKind::kVzeroupper)
+  // window[3] is the vzeroupper, [1] and [2] the MXCSR epilogue if any.
+  if (!ret_seen || count < 1 || window_insn[3].kind != HostInsnKind::kVzeroupper)
     return fail("no vzeroupper; ret epilogue");
   const bool prologue = count >= 2 &&
                         is_mxcsr_access(first_insn[0], HostInsnKind::kStmxcsr, state_offset::kHostSave) &&
                         is_mxcsr_access(first_insn[1], HostInsnKind::kLdmxcsr, state_offset::kMxcsr);
   const bool epilogue = count >= 3 &&
-                        is_mxcsr_access(window_insn[0], HostInsnKind::kStmxcsr, state_offset::kMxcsr) &&
-                        is_mxcsr_access(window_insn[1], HostInsnKind::kLdmxcsr, state_offset::kHostSave);
+                        is_mxcsr_access(window_insn[1], HostInsnKind::kStmxcsr, state_offset::kMxcsr) &&
+                        is_mxcsr_access(window_insn[2], HostInsnKind::kLdmxcsr, state_offset::kHostSave);
   if (prologue != epilogue) return fail("unmatched MXCSR prologue/epilogue");
   out.body_begin = prologue ? first[1] + first_insn[1].length : 0;
-  out.body_end = epilogue ? window[0] : window[2];
+  out.body_end = epilogue ? window[1] : window[3];
+  // The last IR op advances the block's rip (AdvanceRip: add [rdi+rip],
+  // imm); inline, the stub's jump back is the advance, so it is left out.
+  const int advance = epilogue ? 0 : 2;
+  const HostInsn& last = window_insn[advance];
+  if (count >= (epilogue ? 4u : 2u) && last.mem.present && last.mem.base == kRdi &&
+      last.mem.index < 0 && last.mem.disp == state_offset::kRip && last.mem.written &&
+      window[advance] >= out.body_begin)
+    out.body_end = window[advance];
   out.data_begin = ret_at + 1;
   out.data_end = total_size;
   if (out.body_end < out.body_begin) return fail("empty body");
@@ -140,7 +152,8 @@ bool make_live_form(const uint8_t* code, uint32_t code_size, uint32_t total_size
     }
     if (h.rel_size) {
       const int64_t target = int64_t(off) + h.rel_target;
-      const bool internal = target >= out.body_begin && target < out.body_end;
+      // The body's end is where the copy continues: a jump there needs no fix-up.
+      const bool internal = target >= out.body_begin && target <= out.body_end;
       if (!internal) {
         if (h.rel_size != 4) return fail("short jump out of the body");
         if (out.fixup_count == LiveForm::kMaxFixups) return fail("too many fix-ups");

@@ -53,7 +53,9 @@ struct LiveForm {
   // Guest state the body touches through the block.
   uint16_t guest_gprs_read = 0, guest_gprs_written = 0;
   uint16_t guest_low_read = 0, guest_low_written = 0;  //!< zmm0-15 bits 255:0 (live ymm)
-  bool guest_upper_written = false;  //!< zmm0-15 bits 511:256, zmm16-31 or k0-7
+  //! Bit r: zmm r's bits 511:256 (r < 16) or all of it (r >= 16) written.
+  uint32_t guest_upper_written = 0;
+  uint8_t guest_k_written = 0;
   bool reads_rip = false;            //!< RIP-relative guest operand: the block's rip must be set
   bool writes_rflags = false;        //!< kortest, vcomiss, ...: guest flags come from the block
   bool reads_mxcsr_slot = false;     //!< DAZ/FTZ/RC read from the block's mxcsr copy

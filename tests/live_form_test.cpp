@@ -62,7 +62,8 @@ TEST(LiveForm, VaddpsReadsSourcesWritesDestination) {
   const LiveForm f = live_form_of({0x62, 0xf1, 0x74, 0x48, 0x58, 0xc2});
   EXPECT_EQ(f.guest_low_read, bit(1) | bit(2));
   EXPECT_EQ(f.guest_low_written, bit(0));
-  EXPECT_TRUE(f.guest_upper_written);
+  EXPECT_EQ(f.guest_upper_written, 1u << 0);
+  EXPECT_EQ(f.guest_k_written, 0);
   EXPECT_EQ(f.guest_gprs_read, 0);
   EXPECT_EQ(f.guest_gprs_written, 0);
   EXPECT_FALSE(f.writes_rflags);
@@ -94,6 +95,7 @@ TEST(LiveForm, RipRelativeOperandNeedsRip) {
 TEST(LiveForm, KortestWritesFlags) {
   const LiveForm f = live_form_of({0xc5, 0xf8, 0x98, 0xca});
   EXPECT_TRUE(f.writes_rflags);
+  EXPECT_EQ(f.guest_k_written, 0);
   EXPECT_EQ(f.guest_low_read, 0);
   EXPECT_EQ(f.guest_low_written, 0);
 }
@@ -103,6 +105,7 @@ TEST(LiveForm, KmovToGprWritesIt) {
   const LiveForm f = live_form_of({0xc5, 0xf8, 0x93, 0xc1});
   EXPECT_EQ(f.guest_gprs_written, bit(0));
   EXPECT_FALSE(f.writes_rflags);
+  EXPECT_EQ(f.guest_k_written, 0);
 }
 
 // vpbroadcastd zmm5, r9d (62 d2 7d 48 7c e9): reads r9 only.
@@ -110,6 +113,23 @@ TEST(LiveForm, BroadcastFromGprReadsIt) {
   const LiveForm f = live_form_of({0x62, 0xd2, 0x7d, 0x48, 0x7c, 0xe9});
   EXPECT_EQ(f.guest_gprs_read, bit(9));
   EXPECT_EQ(f.guest_low_written, bit(5));
+  EXPECT_EQ(f.guest_upper_written, 1u << 5);
+}
+
+// kmovw k3, eax (c5 f8 92 d8): writes k3 only.
+TEST(LiveForm, KmovFromGprWritesTheOpmask) {
+  const LiveForm f = live_form_of({0xc5, 0xf8, 0x92, 0xd8});
+  EXPECT_EQ(f.guest_k_written, 1u << 3);
+  EXPECT_EQ(f.guest_gprs_read, bit(0));
+  EXPECT_EQ(f.guest_upper_written, 0u);
+}
+
+// vpaddd zmm17, zmm18, zmm19 (62 a1 6d 40 fe cb): all in the shadow; no live ymm.
+TEST(LiveForm, HighRegistersStayInTheShadow) {
+  const LiveForm f = live_form_of({0x62, 0xa1, 0x6d, 0x40, 0xfe, 0xcb});
+  EXPECT_EQ(f.guest_low_read, 0);
+  EXPECT_EQ(f.guest_low_written, 0);
+  EXPECT_EQ(f.guest_upper_written, 1u << 17);
 }
 
 // A code blob that is not a translation is refused with a reason.

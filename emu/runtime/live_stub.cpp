@@ -19,7 +19,8 @@
 //           epilogue, vzeroupper and ret; its constants after the stub
 //   exit:   ymm the plan wrote from the block, clobbered ones from the spill
 //           space; AVX-512 hosts: the emulated upper state into the
-//           hardware (hw_sync); the GPRs back; the flags (the guest's
+//           hardware (copies of hw_sync's instructions for the registers
+//           the plan restored or wrote); the GPRs back; the flags (the guest's
 //           result when a translation wrote them, else the entry's); depth
 //           := 0; jmp behind the plan's last instruction
 //   slow:   flags, rax, rdi back from fs:[spill]; then the state-block stub
@@ -32,14 +33,17 @@
 #include <cstddef>
 
 #include "cpu_state.h"
+#include "host_insn.h"
 #include "live_form.h"
 #include "signal_safe.h"
 
 extern "C" void avx512emu_stub_entry();
 extern "C" void avx512emu_live_hw_sync();
 
-// Offsets are CpuState's (static_asserts below): k at 192, zmm at 256,
-// host_save at 168.
+// Never called: a table of the instructions that load the emulated AVX-512
+// state of the block at rdi into the hardware, which stubs copy from (one
+// per register). Offsets are CpuState's (static_asserts below): k at 192,
+// zmm at 256.
 __asm__(R"(
   .text
   .globl avx512emu_live_hw_sync
@@ -88,17 +92,41 @@ avx512emu_live_hw_sync:
   kmovq k5, qword ptr [rdi+232]
   kmovq k6, qword ptr [rdi+240]
   kmovq k7, qword ptr [rdi+248]
-  jmp qword ptr [rdi+168]
+  ret
   .att_syntax prefix
   .size avx512emu_live_hw_sync, .-avx512emu_live_hw_sync
 )");
-static_assert(avx512emu::state_offset::zmm(0) == 256 && avx512emu::state_offset::k(0) == 192 &&
-              avx512emu::state_offset::kHostSave == 168);
+static_assert(avx512emu::state_offset::zmm(0) == 256 && avx512emu::state_offset::k(0) == 192);
 
 namespace avx512emu::runtime {
 namespace {
 
 LiveStubEnv g_env;
+
+//! The instructions of avx512emu_live_hw_sync, one per register: zmm0-15
+//! upper halves, zmm16-31, k0-7 (40 in all, in that order). A stub copies
+//! the ones its plan needs; each addresses the block through rdi only.
+struct HwSyncTable {
+  static constexpr int kCount = 40;
+  uint16_t offset[kCount] = {};
+  uint8_t length[kCount] = {};
+  const uint8_t* insn(int i) const {
+    return reinterpret_cast<const uint8_t*>(g_env.hw_sync) + offset[i];
+  }
+} g_hw_sync;
+
+bool read_hw_sync_table() {
+  const auto* code = reinterpret_cast<const uint8_t*>(g_env.hw_sync);
+  uint16_t off = 0;
+  for (int i = 0; i < HwSyncTable::kCount; ++i) {
+    HostInsn h;
+    if (!decode_host_insn(code + off, 16, h) || h.rel_size) return false;
+    g_hw_sync.offset[i] = off;
+    g_hw_sync.length[i] = h.length;
+    off = uint16_t(off + h.length);
+  }
+  return true;
+}
 
 constexpr int kRax = 0, kRsp = 4, kRdi = 7;
 
@@ -233,6 +261,8 @@ struct PlanForms {
   jit::LiveForm form[StubPlan::kMaxSites];
   uint16_t gprs_read = 0, gprs_written = 0, host_gprs = 0;
   uint16_t low_read = 0, low_written = 0, host_vecs = 0;
+  uint32_t upper_written = 0;
+  uint8_t k_written = 0;
   bool writes_rflags = false, reads_mxcsr = false;
 };
 
@@ -253,6 +283,8 @@ bool analyse(const StubPlan& plan, PlanForms& p, const char** why) {
     p.low_read |= f.guest_low_read;
     p.low_written |= f.guest_low_written;
     p.host_vecs |= f.host_vecs_written;
+    p.upper_written |= f.guest_upper_written;
+    p.k_written |= f.guest_k_written;
     p.writes_rflags |= f.writes_rflags;
     p.reads_mxcsr |= f.reads_mxcsr_slot;
   }
@@ -267,6 +299,7 @@ int lowest_bit(uint32_t m) {
 
 void set_live_stub_env(const LiveStubEnv& env) {
   g_env = env;
+  if (g_env.hw_sync && !read_hw_sync_table()) g_env.enabled = false;
 }
 const LiveStubEnv& live_stub_env() {
   return g_env;
@@ -381,16 +414,15 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     if (p.low_written >> v & 1) w.load_ymm(v, so::zmm(v));
     else if (vec_restore_spill >> v & 1) w.load_ymm(v, ymm_spill(v));
   }
-  size_t sync_return_field = 0;
   if (g_env.hw_sync) {
-    w.bytes({0x48, 0x8d, 0x05});   // lea rax, [rip+after]
-    sync_return_field = w.size();
-    w.d32(0);
-    w.store_gpr(kRax, so::kHostSave);
-    w.bytes({0x48, 0xb8});         // movabs rax, hw_sync
-    w.q64(g_env.hw_sync);
-    w.bytes({0xff, 0xe0});         // jmp rax
-    w.link(sync_return_field, w.size());
+    // AVX-512 host: VEX loads zeroed bits 511:256 of every ymm restored
+    // above; put the shadow's upper halves back, and the opmasks and
+    // zmm16-31 the plan wrote, so natively run AVX-512 code sees them.
+    const uint32_t uppers = uint32_t(p.low_written | vec_restore_spill) | p.upper_written;
+    for (int r = 0; r < 32; ++r)
+      if (uppers >> r & 1) w.copy(g_hw_sync.insn(r), g_hw_sync.length[r]);
+    for (int r = 0; r < 8; ++r)
+      if (p.k_written >> r & 1) w.copy(g_hw_sync.insn(32 + r), g_hw_sync.length[32 + r]);
   }
   for (int r = 0; r < 16; ++r)
     if (gpr_restore >> r & 1) w.load_gpr(r, so::gpr(r));

@@ -21,7 +21,7 @@ struct LiveStubEnv {
   int32_t tls_spill = 0;       //!< fs offset of the entry spill words (LiveSpill).
   int32_t ymm_spill = 0;       //!< Offset, from the shadow block, of 16 x 32 bytes of ymm spill space.
   int32_t flags_save = 0;      //!< Offset, from the shadow block, of the entry flags word.
-  uint64_t hw_sync = 0;        //!< AVX-512 hosts: the routine that loads the emulated upper state into the hardware.
+  uint64_t hw_sync = 0;        //!< AVX-512 hosts: live_hw_sync_address(), else 0.
   bool count_runs = false;     //!< --stats: count runs per site.
 };
 
@@ -43,10 +43,10 @@ const LiveStubEnv& live_stub_env();
 size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
                        const char** why);
 
-//! Address of the routine that loads the emulated AVX-512 state (zmm0-15
-//! bits 511:256, zmm16-31, k0-7) of the block at rdi into the hardware and
-//! jumps to the address stored at the block's host_save[0]. For AVX-512
-//! hosts only, so that natively executed AVX-512 code sees the results.
+//! Address of the instructions that load the emulated AVX-512 state
+//! (zmm0-15 bits 511:256, zmm16-31, k0-7) of the block at rdi into the
+//! hardware, one per register, which AVX-512 hosts' stubs copy so that
+//! natively executed AVX-512 code sees the results.
 uint64_t live_hw_sync_address();
 
 }  // namespace avx512emu::runtime
