@@ -5,6 +5,7 @@
 
 #include "avx512emu.h"
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "cache_builder.h"
 #include "cache_file.h"
 #include "compile.h"
+#include "register_form.h"
 #include "interpreter.h"
 #include "lower_to_ir.h"
 
@@ -117,9 +119,10 @@ TranslateResult translate(const uint8_t* bytes, size_t size) {
   if (loaded_files().count.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(loaded_files().mutex);
     for (const auto& file : loaded_files().files) {
-      uint32_t code_size = 0;
-      if (const void* code = file->lookup(key, &code_size)) {
-        result.translation = process_cache().insert_external(key, code, code_size, code_size, d.mnemonic);
+      uint32_t code_size = 0, total_size = 0;
+      if (const void* code = file->lookup(key, &code_size, &total_size)) {
+        result.translation =
+            process_cache().insert_external(key, code, code_size, total_size, d.mnemonic);
         if (result.translation) {
           counters().file_hits.fetch_add(1, std::memory_order_relaxed);
           return result;
@@ -135,8 +138,32 @@ TranslateResult translate(const uint8_t* bytes, size_t size) {
     result.message = std::string(d.mnemonic) + ": " + why;
     return result;
   }
+  // The register form, for the runtime's inline stubs. With
+  // AVX512EMU_CHECK_REGISTER_FORM=1 its callable wrapping stands in for the
+  // memory form, so that everything that runs translations (the
+  // differential suite first) checks the register form instead.
+  jit::CompiledCode live;
+  jit::RegisterFormUse use;
+  jit::RegisterCode register_code;
+  if (jit::compile_register_form(f, /*callable=*/false, live, use, why)) {
+    register_code = {live.bytes.data(), live.bytes.size(), live.code_size, use.low_read,
+                     use.low_written};
+    static const bool check = [] {
+      const char* v = std::getenv("AVX512EMU_CHECK_REGISTER_FORM");
+      return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    if (check) {
+      jit::RegisterFormUse unused;
+      if (!jit::compile_register_form(f, /*callable=*/true, code, unused, why)) {
+        result.error = TranslateError::kUnsupported;
+        result.message = std::string(d.mnemonic) + ": register form: " + why;
+        return result;
+      }
+    }
+  }
   result.translation = process_cache().insert(key, code.bytes.data(), code.bytes.size(),
-                                              code.code_size, d.mnemonic);
+                                              code.code_size, d.mnemonic,
+                                              register_code.bytes ? &register_code : nullptr);
   if (!result.translation) {
     counters().failures.fetch_add(1, std::memory_order_relaxed);
     result.error = TranslateError::kUnsupported;

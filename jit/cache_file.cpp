@@ -198,7 +198,8 @@ std::unique_ptr<CacheFile> CacheFile::open(const std::string& path, const char* 
   return f;
 }
 
-const void* CacheFile::lookup(const CacheKey& key, uint32_t* code_size) const {
+const void* CacheFile::lookup(const CacheKey& key, uint32_t* code_size,
+                              uint32_t* total_size) const {
   const uint32_t mask = header_->index_slots - 1;
   for (uint32_t s = uint32_t(key.hash()) & mask, n = 0; n <= mask; s = (s + 1) & mask, ++n) {
     const uint32_t slot = index_[s];
@@ -213,6 +214,7 @@ const void* CacheFile::lookup(const CacheKey& key, uint32_t* code_size) const {
     }
     if (verdict != 1) return nullptr;  // corrupt code is never executed
     if (code_size) *code_size = e.code_size;
+    if (total_size) *total_size = e.total_size;
     return base_ + e.code_offset;
   }
   return nullptr;

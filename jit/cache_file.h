@@ -79,8 +79,10 @@ class CacheFile {
                                          std::string& error);
 
   //! Executable code of the translation for `key`, or nullptr when the file
-  //! has none (or that entry's code fails its checksum).
-  const void* lookup(const CacheKey& key, uint32_t* code_size = nullptr) const;
+  //! has none (or that entry's code fails its checksum). `code_size` gets
+  //! the instruction bytes, `total_size` those and the constants.
+  const void* lookup(const CacheKey& key, uint32_t* code_size = nullptr,
+                     uint32_t* total_size = nullptr) const;
 
   const CacheFileHeader& header() const { return *header_; }
   const CacheFileEntry& entry(uint32_t i) const { return entries_[i]; }

@@ -97,6 +97,37 @@ class EmitContext {
   bool gp_used_ = false;
 };
 
+// The single VEX instruction per chunk for element-wise ops, shared by the
+// memory form (the lowerings below) and the register form (register_form.cpp),
+// so each op's host instruction is named once.
+//! Integer element-wise: the instruction, or 0 (lower_integer.cpp). Shifts
+//! by an xmm count (ShlVec...) have one too, taking src1's low 64 bits.
+asmjit::InstId integer_native_id(const ir::Inst& inst);
+//! FP element-wise, FMA and the same-width conversions, or 0
+//! (lower_float.cpp); `float_vector_operands` is the number of vector
+//! sources, after which an operand is the active-element mask.
+asmjit::InstId float_native_id(const ir::Inst& inst);
+int float_vector_operands(const ir::Inst& inst);
+//! FP ops that the float lowering serves with float_native_id (not CmpF).
+bool is_float_elementwise(ir::Op op);
+//! In-lane shuffles, unpacks, packs and vpermq imm, whose VEX form applied
+//! per 256-bit chunk is the operation (lower_shuffle.cpp): the instruction,
+//! or 0; and the imm8 for the chunk at byte `off` (false: no imm).
+asmjit::InstId chunkwise_shuffle_id(const ir::Inst& inst);
+//! Compares and tests into a mask (CmpS, CmpU, TestM, TestNM; lower_integer.cpp),
+//! a chunk at a time: with the chunk's sources in `a` and `b` (both may be
+//! changed), leaves the chunk's mask bits, shifted to their place, in rax
+//! (clobbers rdx, `v`, `bias`). `finish` then applies the complemented
+//! predicates to the assembled mask (a GPR or a slot); for the constant
+//! predicates it writes the constant (clobbers rax).
+struct MaskCompareRegs {
+  x86::Vec v, a, b, bias;
+};
+bool is_mask_compare(ir::Op op);
+void emit_mask_compare_chunk(EmitContext& c, const ir::Inst& inst, int off, const MaskCompareRegs& r);
+void emit_mask_compare_finish(EmitContext& c, const ir::Inst& inst, const asmjit::Operand& mask);
+bool chunkwise_shuffle_imm(const ir::Inst& inst, int off, asmjit::Imm& imm);
+
 // Family lowerings: each returns false when `inst.op` is not one of its ops.
 bool lower_core(EmitContext& c, const ir::Inst& inst);      // lower_core.cpp: state, memory, masking, opmask
 bool lower_integer(EmitContext& c, const ir::Inst& inst);   // lower_integer.cpp

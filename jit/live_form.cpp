@@ -49,6 +49,7 @@ bool classify_state_access(const HostMemOperand& m, LiveForm& f, const char** wh
       if (m.written) f.guest_low_written |= uint16_t(1u << r);
     }
     if (overlaps(r < 16 ? z + 32 : z, z + 64) && m.written) f.guest_upper_written |= 1u << r;
+    if (overlaps(r < 16 ? z + 32 : z, z + 64) && m.read) f.guest_upper_read |= 1u << r;
   }
   if (hi > int64_t(sizeof(CpuState)) || lo < 0) {
     *why = "access outside the state block";
@@ -61,7 +62,7 @@ void make_opaque(LiveForm& f) {
   f.guest_gprs_read = f.guest_gprs_written = 0xffff & ~(1u << kRsp);
   f.guest_gprs_read |= 1u << kRsp;
   f.guest_low_read = f.guest_low_written = 0xffff;
-  f.guest_upper_written = ~0u;
+  f.guest_upper_written = f.guest_upper_read = ~0u;
   f.guest_k_written = 0xff;
   f.reads_rip = f.writes_rflags = f.reads_mxcsr_slot = true;
 }

@@ -53,8 +53,9 @@ struct LiveForm {
   // Guest state the body touches through the block.
   uint16_t guest_gprs_read = 0, guest_gprs_written = 0;
   uint16_t guest_low_read = 0, guest_low_written = 0;  //!< zmm0-15 bits 255:0 (live ymm)
-  //! Bit r: zmm r's bits 511:256 (r < 16) or all of it (r >= 16) written.
+  //! Bit r: zmm r's bits 511:256 (r < 16) or all of it (r >= 16) written / read.
   uint32_t guest_upper_written = 0;
+  uint32_t guest_upper_read = 0;
   uint8_t guest_k_written = 0;
   bool reads_rip = false;            //!< RIP-relative guest operand: the block's rip must be set
   bool writes_rflags = false;        //!< kortest, vcomiss, ...: guest flags come from the block

@@ -493,16 +493,34 @@ bool lower_float(EmitContext& c, const ir::Inst& i) {
     case Op::kCvtF64I32Trunc: case Op::kCvtF16F32: case Op::kCvtF32F16:
       lower_convert_width(c, i);
       return true;
-    case Op::kFAdd: case Op::kFSub: case Op::kFMul: case Op::kFDiv: case Op::kFMin:
-    case Op::kFMax: case Op::kFSqrt: case Op::kFma: case Op::kCvtI32F32:
-    case Op::kCvtF32I32: case Op::kCvtF32I32Trunc: case Op::kCmpF: break;
-    default: return false;
+    case Op::kCmpF: break;
+    default:
+      if (!is_float_elementwise(i.op)) return false;
   }
   const InstId id = native_id(i);
   if (id == 0) return false;  // e.g. an f64 conversion: no such IR form exists
   if (i.op == Op::kCmpF) lower_compare(c, i, id);
   else lower_elementwise(c, i, id);
   return true;
+}
+
+bool is_float_elementwise(Op op) {
+  switch (op) {
+    case Op::kFAdd: case Op::kFSub: case Op::kFMul: case Op::kFDiv: case Op::kFMin:
+    case Op::kFMax: case Op::kFSqrt: case Op::kFma: case Op::kCvtI32F32:
+    case Op::kCvtF32I32: case Op::kCvtF32I32Trunc:
+      return true;
+    default:
+      return false;
+  }
+}
+
+InstId float_native_id(const Inst& i) {
+  return native_id(i);
+}
+
+int float_vector_operands(const Inst& i) {
+  return vector_operands(i);
 }
 
 }  // namespace avx512emu::jit

@@ -557,82 +557,113 @@ void lower_ternlog(EmitContext& c, const Inst& i) {
 
 // ---- Compares and tests into masks -------------------------------------------------------
 
+}  // namespace
+
 //! Compares and tests build one mask bit per element: a vector compare per
 //! chunk giving all-ones lanes, then vpmovmskb / vmovmskps / vmovmskpd (words:
-//! vpmovmskb and pext of every second bit), shifted into place in r8.
-//! Predicates that AVX2 lacks are the complement of one it has (LE = !GT,
-//! NE = !EQ, ...): the complement is taken on the finished mask, xor with the
+//! vpmovmskb and pext of every second bit), shifted into place. Predicates
+//! that AVX2 lacks are the complement of one it has (LE = !GT, NE = !EQ,
+//! ...): the complement is taken on the finished mask, xor with the
 //! element-count mask, so bits above the element count stay 0. Unsigned
 //! compares flip both sign bits first; tests compare a & b with zero.
-void lower_to_mask(EmitContext& c, const Inst& i) {
+namespace {
+enum class MaskBase { kFalse, kEq, kGt, kGtSwapped, kTestZero };
+
+MaskBase mask_base(const Inst& i, bool& invert) {
+  if (i.op == Op::kTestM || i.op == Op::kTestNM) {
+    invert = i.op == Op::kTestM;
+    return MaskBase::kTestZero;  // (a & b) == 0
+  }
+  static const MaskBase kPredicate[8] = {MaskBase::kEq, MaskBase::kGtSwapped, MaskBase::kGt,
+                                         MaskBase::kFalse, MaskBase::kEq, MaskBase::kGtSwapped,
+                                         MaskBase::kGt, MaskBase::kFalse};
+  // 0 EQ, 1 LT = b > a, 2 LE = !(a > b), 3 FALSE, 4 NE, 5 NLT = !(b > a), 6 NLE, 7 TRUE
+  static const bool kInvert[8] = {false, false, true, false, true, true, false, true};
+  invert = kInvert[i.imm & 7];
+  return kPredicate[i.imm & 7];
+}
+}  // namespace
+
+bool is_mask_compare(Op op) {
+  return op == Op::kCmpS || op == Op::kCmpU || op == Op::kTestM || op == Op::kTestNM;
+}
+
+void emit_mask_compare_chunk(EmitContext& c, const Inst& i, int off, const MaskCompareRegs& r) {
   static const InstId kCmpEq[4] = {xi::kIdVpcmpeqb, xi::kIdVpcmpeqw, xi::kIdVpcmpeqd,
                                    xi::kIdVpcmpeqq};
   static const InstId kCmpGt[4] = {xi::kIdVpcmpgtb, xi::kIdVpcmpgtw, xi::kIdVpcmpgtd,
                                    xi::kIdVpcmpgtq};
   const int e = width_index(i);
   const int eb = ir::elem_bytes(i.elem);
-  const int count = i.bits / 8 / eb;
-  enum class Base { kFalse, kEq, kGt, kGtSwapped, kTestZero } base;
   bool invert = false;
-  if (i.op == Op::kTestM || i.op == Op::kTestNM) {
-    base = Base::kTestZero;  // (a & b) == 0
-    invert = i.op == Op::kTestM;
-  } else {
-    static const Base kPredicate[8] = {Base::kEq,  Base::kGtSwapped, Base::kGt, Base::kFalse,
-                                       Base::kEq,  Base::kGtSwapped, Base::kGt, Base::kFalse};
-    // 0 EQ, 1 LT = b > a, 2 LE = !(a > b), 3 FALSE, 4 NE, 5 NLT = !(b > a), 6 NLE, 7 TRUE
-    static const bool kInvert[8] = {false, false, true, false, true, true, false, true};
-    base = kPredicate[i.imm & 7];
-    invert = kInvert[i.imm & 7];
-  }
-  x86::Mem dst = c.value(i.dst);
-  if (base == Base::kFalse) {
-    c.a.mov(x86::rax, invert ? width_mask(count) : 0);
-    c.a.mov(dst, x86::rax);
+  const MaskBase base = mask_base(i, invert);
+  if (base == MaskBase::kFalse) {
+    c.a.xor_(x86::eax, x86::eax);
     return;
   }
-  const bool is_unsigned = i.op == Op::kCmpU && base != Base::kEq;
+  const bool is_unsigned = i.op == Op::kCmpU && base != MaskBase::kEq;
+  switch (base) {
+    case MaskBase::kEq: c.a.emit(kCmpEq[e], r.v, r.a, r.b); break;
+    case MaskBase::kTestZero:
+      c.a.vpand(r.v, r.a, r.b);
+      c.a.vpxor(r.a, r.a, r.a);
+      c.a.emit(kCmpEq[e], r.v, r.v, r.a);
+      break;
+    default: {
+      if (is_unsigned) {
+        c.a.vmovdqu(r.bias, c.splat_constant(1ull << (eb * 8 - 1), eb));
+        c.a.vpxor(r.a, r.a, r.bias);
+        c.a.vpxor(r.b, r.b, r.bias);
+      }
+      if (base == MaskBase::kGt) c.a.emit(kCmpGt[e], r.v, r.a, r.b);
+      else c.a.emit(kCmpGt[e], r.v, r.b, r.a);
+      break;
+    }
+  }
+  switch (eb) {
+    case 1: c.a.vpmovmskb(x86::eax, r.v); break;
+    case 2:
+      c.a.vpmovmskb(x86::eax, r.v);
+      c.a.mov(x86::edx, 0xAAAAAAAAu);
+      c.a.pext(x86::eax, x86::eax, x86::edx);
+      break;
+    case 4: c.a.vmovmskps(x86::eax, r.v); break;
+    default: c.a.vmovmskpd(x86::eax, r.v); break;
+  }
+  if (off) c.a.shl(x86::rax, off / eb);
+}
+
+void emit_mask_compare_finish(EmitContext& c, const Inst& i, const asmjit::Operand& mask) {
+  bool invert = false;
+  const MaskBase base = mask_base(i, invert);
+  const int count = i.bits / 8 / ir::elem_bytes(i.elem);
+  if (base == MaskBase::kFalse) {
+    c.a.mov(x86::rax, invert ? width_mask(count) : 0);
+    c.a.emit(xi::kIdMov, mask, x86::rax);
+  } else if (invert) {
+    c.a.mov(x86::rdx, width_mask(count));
+    c.a.emit(xi::kIdXor, mask, x86::rdx);
+  }
+}
+
+namespace {
+
+void lower_to_mask(EmitContext& c, const Inst& i) {
+  const x86::Mem dst = c.value(i.dst);
+  bool invert = false;
+  if (mask_base(i, invert) == MaskBase::kFalse) {  // FALSE / TRUE: a constant
+    emit_mask_compare_finish(c, i, dst);
+    return;
+  }
   c.a.xor_(x86::r8d, x86::r8d);
   c.for_each_chunk(i.bits, [&](int off, int width) {
-    const x86::Vec v = vreg(0, width), a = vreg(1, width), b = vreg(2, width);
-    c.a.vmovdqu(a, c.value(i.src[0], off));
-    c.a.vmovdqu(b, c.value(i.src[1], off));
-    switch (base) {
-      case Base::kEq: c.a.emit(kCmpEq[e], v, a, b); break;
-      case Base::kTestZero:
-        c.a.vpand(v, a, b);
-        c.a.vpxor(a, a, a);
-        c.a.emit(kCmpEq[e], v, v, a);
-        break;
-      default: {
-        if (is_unsigned) {
-          const x86::Vec bias = vreg(3, width);
-          c.a.vmovdqu(bias, c.splat_constant(1ull << (eb * 8 - 1), eb));
-          c.a.vpxor(a, a, bias);
-          c.a.vpxor(b, b, bias);
-        }
-        if (base == Base::kGt) c.a.emit(kCmpGt[e], v, a, b);
-        else c.a.emit(kCmpGt[e], v, b, a);
-        break;
-      }
-    }
-    switch (eb) {
-      case 1: c.a.vpmovmskb(x86::eax, v); break;
-      case 2:
-        c.a.vpmovmskb(x86::eax, v);
-        c.a.mov(x86::edx, 0xAAAAAAAAu);
-        c.a.pext(x86::eax, x86::eax, x86::edx);
-        break;
-      case 4: c.a.vmovmskps(x86::eax, v); break;
-      default: c.a.vmovmskpd(x86::eax, v); break;
-    }
-    if (off) c.a.shl(x86::rax, off / eb);
+    const MaskCompareRegs r{vreg(0, width), vreg(1, width), vreg(2, width), vreg(3, width)};
+    c.a.vmovdqu(r.a, c.value(i.src[0], off));
+    c.a.vmovdqu(r.b, c.value(i.src[1], off));
+    emit_mask_compare_chunk(c, i, off, r);
     c.a.or_(x86::r8, x86::rax);
   });
-  if (invert) {
-    c.a.mov(x86::rdx, width_mask(count));
-    c.a.xor_(x86::r8, x86::rdx);
-  }
+  emit_mask_compare_finish(c, i, x86::r8);
   c.a.mov(dst, x86::r8);
 }
 
@@ -659,6 +690,10 @@ bool lower_fallback(EmitContext& c, const Inst& i) {
 }
 
 }  // namespace
+
+InstId integer_native_id(const Inst& i) {
+  return native_id(i);
+}
 
 bool lower_integer(EmitContext& c, const Inst& i) {
   switch (i.op) {

@@ -439,6 +439,26 @@ void lower_narrow(EmitContext& c, const Inst& i) {
 
 }  // namespace
 
+bool is_chunkwise_shuffle(Op op) {
+  switch (op) {
+    case Op::kShufb: case Op::kShufImm: case Op::kShufWordsLo: case Op::kShufWordsHi:
+    case Op::kShuf2Imm: case Op::kPermilVar: case Op::kUnpackLo: case Op::kUnpackHi:
+    case Op::kAlignR: case Op::kPerm4x64Imm: case Op::kPackSS: case Op::kPackUS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+InstId chunkwise_shuffle_id(const Inst& i) {
+  return is_chunkwise_shuffle(i.op) ? native_id(i) : 0;
+}
+
+bool chunkwise_shuffle_imm(const Inst& i, int off, Imm& imm) {
+  imm = chunk_imm(i, off);
+  return takes_imm(i.op);
+}
+
 bool lower_shuffle(EmitContext& c, const ir::Inst& i) {
   switch (i.op) {
     case Op::kShufb: case Op::kShufImm: case Op::kShufWordsLo: case Op::kShufWordsHi:

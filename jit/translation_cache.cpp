@@ -51,7 +51,8 @@ const CacheEntry* TranslationCache::lookup(const CacheKey& key) const {
 
 const CacheEntry* TranslationCache::insert(const CacheKey& key, const uint8_t* code,
                                            size_t total_size, size_t code_size,
-                                           const char* mnemonic) {
+                                           const char* mnemonic,
+                                           const RegisterCode* register_code) {
   std::lock_guard<std::mutex> lock(impl_->insert_mutex);
   if (const CacheEntry* existing = lookup(key)) return existing;
   if (full()) return nullptr;
@@ -60,7 +61,14 @@ const CacheEntry* TranslationCache::insert(const CacheKey& key, const uint8_t* c
   if (impl_->allocator.alloc(&rx, &rw, total_size) != asmjit::kErrorOk) return nullptr;
   std::memcpy(rw, code, total_size);
   impl_->code_blocks.push_back(rx);
-  return publish(key, rx, code_size, total_size, mnemonic);
+  void* register_rx = nullptr;
+  if (register_code && register_code->bytes &&
+      impl_->allocator.alloc(&register_rx, &rw, register_code->total_size) == asmjit::kErrorOk) {
+    std::memcpy(rw, register_code->bytes, register_code->total_size);
+    impl_->code_blocks.push_back(register_rx);
+  }
+  return publish(key, rx, code_size, total_size, mnemonic, register_rx ? register_code : nullptr,
+                 register_rx);
 }
 
 const CacheEntry* TranslationCache::insert_external(const CacheKey& key, const void* code,
@@ -80,8 +88,17 @@ bool TranslationCache::full() const {
 // Called with the insert mutex held.
 const CacheEntry* TranslationCache::publish(const CacheKey& key, const void* code,
                                             size_t code_size, size_t total_size,
-                                            const char* mnemonic) {
+                                            const char* mnemonic,
+                                            const RegisterCode* register_code,
+                                            const void* register_rx) {
   auto entry = std::make_unique<CacheEntry>();
+  if (register_code) {
+    entry->register_code = register_rx;
+    entry->register_code_size = uint32_t(register_code->code_size);
+    entry->register_total_size = uint32_t(register_code->total_size);
+    entry->register_low_read = register_code->low_read;
+    entry->register_low_written = register_code->low_written;
+  }
   entry->key = key;
   entry->code = code;
   entry->code_size = uint32_t(code_size);

@@ -27,6 +27,21 @@ struct CacheEntry {
   uint32_t code_size = 0;      //!< Instruction bytes (excluding the constant pool).
   uint32_t total_size = 0;
   const char* mnemonic = "";
+  //! The register form (register_form.h), when the instruction has one:
+  //! same shape as `code`, for running inline on the live registers. Null
+  //! for entries from cache files, which hold the memory form only.
+  const void* register_code = nullptr;
+  uint32_t register_code_size = 0;
+  uint32_t register_total_size = 0;
+  uint16_t register_low_read = 0;     //!< guest ymm read live (bit per zmm0-15)
+  uint16_t register_low_written = 0;  //!< guest ymm written live
+};
+
+//! The register form of an entry being inserted.
+struct RegisterCode {
+  const uint8_t* bytes = nullptr;
+  size_t total_size = 0, code_size = 0;
+  uint16_t low_read = 0, low_written = 0;
 };
 
 class TranslationCache {
@@ -43,7 +58,8 @@ class TranslationCache {
   //! another thread inserted the same key first, returns that entry. Returns
   //! nullptr when the table or the executable memory is exhausted.
   const CacheEntry* insert(const CacheKey& key, const uint8_t* code, size_t total_size,
-                           size_t code_size, const char* mnemonic);
+                           size_t code_size, const char* mnemonic,
+                           const RegisterCode* register_code = nullptr);
 
   //! Publishes an entry whose code already lives in executable memory owned
   //! by someone else (a mapped cache file that outlives this cache).
@@ -56,7 +72,9 @@ class TranslationCache {
   struct Impl;
   bool full() const;
   const CacheEntry* publish(const CacheKey& key, const void* code, size_t code_size,
-                            size_t total_size, const char* mnemonic);
+                            size_t total_size, const char* mnemonic,
+                            const RegisterCode* register_code = nullptr,
+                            const void* register_rx = nullptr);
   std::unique_ptr<Impl> impl_;
   std::atomic<size_t> count_{0};
 };

@@ -256,11 +256,24 @@ class Writer {
 
 constexpr uint8_t kCcZ = 0x4, kCcNz = 0x5;
 
-//! The plan's translations taken apart, and what they touch together.
+//! One instruction of a plan as the stub runs it: its register form when it
+//! has one (guest ymm live), else its memory form (guest ymm through the
+//! block), taken apart by jit/live_form.h.
+struct Step {
+  const uint8_t* code = nullptr;
+  jit::LiveForm form;
+  bool register_form = false;
+  uint16_t live_read = 0, live_written = 0;    //!< register form: ymm used in place
+  uint16_t block_read = 0, block_written = 0;  //!< memory form: ymm through the block
+  uint16_t scratch = 0;                        //!< ymm clobbered that are not results
+  uint16_t check = 0;                          //!< ymm whose bits 511:256 it reads
+};
+
+//! The plan's steps, and what they touch together.
 struct PlanForms {
-  jit::LiveForm form[StubPlan::kMaxSites];
+  Step step[StubPlan::kMaxSites];
   uint16_t gprs_read = 0, gprs_written = 0, host_gprs = 0;
-  uint16_t low_read = 0, low_written = 0, host_vecs = 0;
+  uint16_t check = 0;
   uint32_t upper_written = 0;
   uint8_t k_written = 0;
   bool writes_rflags = false, reads_mxcsr = false;
@@ -273,16 +286,32 @@ bool analyse(const StubPlan& plan, PlanForms& p, const char** why) {
       *why = "hand-built translation";
       return false;
     }
-    jit::LiveForm& f = p.form[i];
-    if (!jit::make_live_form(static_cast<const uint8_t*>(t->code), t->code_size, t->total_size, f,
-                             why))
-      return false;
+    Step& s = p.step[i];
+    const char* unused = nullptr;
+    if (t->register_code &&
+        jit::make_live_form(static_cast<const uint8_t*>(t->register_code), t->register_code_size,
+                            t->register_total_size, s.form, &unused)) {
+      s.code = static_cast<const uint8_t*>(t->register_code);
+      s.register_form = true;
+      s.live_read = t->register_low_read;
+      s.live_written = t->register_low_written;
+      s.scratch = uint16_t(s.form.host_vecs_written & ~s.live_written);
+      s.check = uint16_t(s.form.guest_upper_read);
+    } else {
+      if (!jit::make_live_form(static_cast<const uint8_t*>(t->code), t->code_size, t->total_size,
+                               s.form, why))
+        return false;
+      s.code = static_cast<const uint8_t*>(t->code);
+      s.block_read = s.form.guest_low_read;
+      s.block_written = s.form.guest_low_written;
+      s.scratch = uint16_t(s.form.host_vecs_written & ~s.block_written);
+      s.check = uint16_t(s.form.guest_low_read | s.form.guest_upper_read);
+    }
+    const jit::LiveForm& f = s.form;
     p.gprs_read |= f.guest_gprs_read;
     p.gprs_written |= f.guest_gprs_written;
     p.host_gprs |= f.host_gprs_written;
-    p.low_read |= f.guest_low_read;
-    p.low_written |= f.guest_low_written;
-    p.host_vecs |= f.host_vecs_written;
+    p.check |= s.check;
     p.upper_written |= f.guest_upper_written;
     p.k_written |= f.guest_k_written;
     p.writes_rflags |= f.writes_rflags;
@@ -326,11 +355,16 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
   const uint16_t kFixed = (1u << kRax) | (1u << kRdi) | (1u << kRsp);
   const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
   const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixed);
-  int t = lowest_bit(p.host_vecs & ~p.low_read & 0xffff);
-  if (t < 0) t = lowest_bit(p.host_vecs);
+  uint16_t used = 0;  // ymm any step reads, writes or clobbers
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    const Step& st = p.step[i];
+    used |= uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.scratch);
+  }
+  // Prefer a register no step touches: its spill and reload then stay off
+  // every step's dependency chains.
+  int t = lowest_bit(uint16_t(~(p.check | used) & 0xffff));
+  if (t < 0) t = lowest_bit(uint16_t(~p.check & 0xffff));
   if (t < 0) t = 15;
-  const uint16_t vec_spill = uint16_t(p.host_vecs | (p.low_read ? 1u << t : 0));
-  const uint16_t vec_restore_spill = uint16_t(vec_spill & ~p.low_written);
   auto ymm_spill = [](int v) { return g_env.ymm_spill + 32 * v; };
 
   Writer w(out, capacity);
@@ -364,13 +398,31 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     w.bytes({0xc5, 0xf8, 0xae});   // vstmxcsr [rdi+mxcsr]
     w.modrm_rdi(3, so::kMxcsr);
   }
-  for (int v = 0; v < 16; ++v)
-    if (vec_spill >> v & 1) w.store_ymm(v, ymm_spill(v));
-  // VEX-write detection for the ymm registers the plan reads; the rare
-  // paths (a change) are placed after the exit.
+  // ymm bookkeeping as the steps go: `spilled` registers hold scratch and
+  // their guest value is in the spill space; `block_current` ones equal
+  // their copy in the block; `modified` ones were written by the stub (any
+  // VEX write: their upper bits need the hardware sync), `results` ones got
+  // a new guest value.
+  uint16_t spilled = 0, block_current = 0, modified = 0, results = 0;
+  auto spill = [&](uint16_t regs) {
+    for (int v = 0; v < 16; ++v)
+      if ((regs & ~spilled) >> v & 1) w.store_ymm(v, ymm_spill(v));
+    spilled |= regs;
+    modified |= regs;
+  };
+  auto unspill = [&](uint16_t regs) {
+    for (int v = 0; v < 16; ++v)
+      if ((regs & spilled) >> v & 1) w.load_ymm(v, ymm_spill(v));
+    spilled = uint16_t(spilled & ~regs);
+  };
+
+  // VEX-write detection for the ymm registers whose upper half (or, for a
+  // memory form, whose block copy) the plan reads, against what the last
+  // exit left; the rare paths (a change) are placed after the exit.
   size_t rare_field[16] = {}, rare_back[16] = {};
+  if (p.check) spill(uint16_t(1u << t));
   for (int v = 0; v < 16; ++v) {
-    if (!(p.low_read >> v & 1)) continue;
+    if (!(p.check >> v & 1)) continue;
     if (v == t) {
       w.load_ymm(t, ymm_spill(t));
       w.cmpeqb_ymm(t, t, so::zmm(v));
@@ -387,38 +439,54 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     } else {
       w.store_ymm(v, so::zmm(v));
     }
+    block_current |= uint16_t(1u << v);
   }
 
-  // ---- bodies
+  // ---- the steps
   size_t body_at[StubPlan::kMaxSites] = {};
   for (uint32_t i = 0; i < plan.count; ++i) {
     const Site& site = *plan.sites[i];
-    const jit::LiveForm& f = p.form[i];
+    const Step& st = p.step[i];
+    const jit::LiveForm& f = st.form;
+    unspill(uint16_t(st.live_read | st.block_read));
+    for (int v = 0; v < 16; ++v)
+      if ((st.block_read & ~block_current) >> v & 1) w.store_ymm(v, so::zmm(v));
+    block_current |= st.block_read;
+    spill(st.scratch);
     if (f.reads_rip) {
       w.bytes({0x48, 0xb8});       // movabs rax, site address
       w.q64(site.address);
       w.store_gpr(kRax, so::kRip);
     }
     body_at[i] = w.size();
-    w.copy(static_cast<const uint8_t*>(site.translation->code) + f.body_begin,
-           f.body_end - f.body_begin);
+    w.copy(st.code + f.body_begin, f.body_end - f.body_begin);
     if (g_env.count_runs) {
       w.bytes({0x48, 0xb8});       // movabs rax, &site.stub_runs
       w.q64(reinterpret_cast<uint64_t>(&site.stub_runs));
       w.bytes({0xf0, 0x48, 0xff, 0x00});  // lock inc qword [rax]
     }
+    // Results: a memory form's are in the block, a register form's live.
+    for (int v = 0; v < 16; ++v)
+      if (st.block_written >> v & 1) w.load_ymm(v, so::zmm(v));
+    const uint16_t written = uint16_t(st.block_written | st.live_written);
+    spilled = uint16_t(spilled & ~written);
+    modified |= written;
+    results |= written;
+    block_current = uint16_t((block_current & ~st.live_written) | st.block_written);
   }
 
-  // ---- exit
-  for (int v = 0; v < 16; ++v) {
-    if (p.low_written >> v & 1) w.load_ymm(v, so::zmm(v));
-    else if (vec_restore_spill >> v & 1) w.load_ymm(v, ymm_spill(v));
-  }
+  // ---- exit: guest values back from the spill space, and the block's copy
+  // of every ymm the plan gave a new value in place (the next entry's VEX
+  // check compares against it). A register only borrowed as scratch keeps
+  // its old copy, so a VEX write before this entry is still seen later.
+  unspill(spilled);
+  for (int v = 0; v < 16; ++v)
+    if ((results & ~block_current) >> v & 1) w.store_ymm(v, so::zmm(v));
   if (g_env.hw_sync) {
     // AVX-512 host: VEX loads zeroed bits 511:256 of every ymm restored
     // above; put the shadow's upper halves back, and the opmasks and
     // zmm16-31 the plan wrote, so natively run AVX-512 code sees them.
-    const uint32_t uppers = uint32_t(p.low_written | vec_restore_spill) | p.upper_written;
+    const uint32_t uppers = uint32_t(modified) | p.upper_written;
     for (int r = 0; r < 32; ++r)
       if (uppers >> r & 1) w.copy(g_hw_sync.insn(r), g_hw_sync.length[r]);
     for (int r = 0; r < 8; ++r)
@@ -481,7 +549,7 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
 
   // ---- rare paths of the VEX-write check: eax = movemask + 1 (nonzero)
   for (int v = 0; v < 16; ++v) {
-    if (!(p.low_read >> v & 1)) continue;
+    if (!(p.check >> v & 1)) continue;
     w.link(rare_field[v], w.size());
     w.bytes({0xff, 0xc8});                   // dec eax: the movemask
     w.bytes({0xc1, 0xe8, 0x10});             // shr eax, 16: bytes 31:16 equal?
@@ -505,8 +573,8 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
 
   // ---- tails and constants, each block at its original offset modulo 32
   for (uint32_t i = 0; i < plan.count; ++i) {
-    const jit::LiveForm& f = p.form[i];
-    const auto* code = static_cast<const uint8_t*>(plan.sites[i]->translation->code);
+    const jit::LiveForm& f = p.step[i].form;
+    const uint8_t* code = p.step[i].code;
     while ((address + w.size()) % 32 != f.data_begin % 32) w.byte(0xcc);
     const size_t data_at = w.size();
     w.copy(code + f.data_begin, f.data_end - f.data_begin);

@@ -1,0 +1,486 @@
+// Owns compile_register_form(): the register lowering of element-wise
+// instructions (see register_form.h for the contract and the evaluation
+// order).
+#include "register_form.h"
+
+#include <algorithm>
+#include <array>
+
+#include "emit_context.h"
+
+namespace avx512emu::jit {
+namespace {
+
+using ir::Inst;
+using ir::Op;
+namespace xi = asmjit::x86::Inst;
+
+constexpr int kMaxValues = 256;
+
+//! Ops with no vector result that run once, in the first chunk pass (or the
+//! last, when they read a mask assembled over the passes), with the memory
+//! form's own lowering: they use GPRs and state-block slots only, never a
+//! vector register.
+bool is_scalar_side(Op op) {
+  switch (op) {
+    case Op::kReadMask: case Op::kReadGpr: case Op::kAddress: case Op::kConstMask:
+    case Op::kWriteMask: case Op::kWriteGpr: case Op::kWriteFlags: case Op::kLoadGpr:
+    case Op::kKAnd: case Op::kKAndN: case Op::kKOr: case Op::kKXor: case Op::kKXnor:
+    case Op::kKAdd: case Op::kKNot: case Op::kKShl: case Op::kKShr: case Op::kKUnpck:
+    case Op::kKOrTest: case Op::kKTest: case Op::kGprToMask: case Op::kMaskToGpr:
+      return true;
+    default:
+      return false;
+  }
+}
+
+//! Shifts by an xmm count read src1's low 64 bits in every chunk; the
+//! register form keeps one chunk of a value at a time, so they stay out.
+bool is_vector_count_shift(Op op) {
+  return op == Op::kShlVec || op == Op::kShrVec || op == Op::kSarVec;
+}
+
+//! Whether the register form lowers `i`; `why` names the first op it does not.
+bool has_register_lowering(const Inst& i, int bits, const char** why) {
+  if (is_scalar_side(i.op) || i.op == Op::kAdvanceRip) return true;
+  if (i.bits != bits && i.op != Op::kReadVec && i.op != Op::kWriteVec) {
+    *why = "mixed vector widths";
+    return false;
+  }
+  switch (i.op) {
+    case Op::kReadVec:
+      return i.bits == bits;
+    case Op::kWriteVec:
+      return i.bits == bits && bits >= 128;
+    case Op::kLoad:
+      return i.imm * 8 == i.bits;
+    case Op::kStore:
+      return i.bits >= 128;
+    case Op::kLoadBroadcast:
+      return i.nsrc == 1 && (i.imm <= 8 || i.imm == 16 || (i.imm == 32 && bits >= 256));
+    case Op::kZeroVec: case Op::kBroadcastGpr:
+      return true;
+    case Op::kSelect:
+      return !i.scalar;
+    default:
+      break;
+  }
+  if (i.scalar) {
+    *why = "scalar form";
+    return false;
+  }
+  if (is_float_elementwise(i.op) && float_native_id(i)) return true;
+  if (chunkwise_shuffle_id(i)) return true;
+  if (is_mask_compare(i.op)) return true;
+  if (!is_vector_count_shift(i.op) && integer_native_id(i)) return true;
+  *why = ir::op_name(i.op);
+  return false;
+}
+
+class RegisterLowering {
+ public:
+  RegisterLowering(EmitContext& c, const ir::Function& f, int bits) : c_(c), f_(f), bits_(bits) {
+    for (const Inst& i : f.insts)
+      if ((i.op == Op::kReadVec || i.op == Op::kWriteVec) && i.reg < 16) guest_ |= uint16_t(1u << i.reg);
+    free_ = uint16_t(~guest_);
+    last_use_.fill(-1);
+    for (size_t k = 0; k < f.insts.size(); ++k)
+      for (int s = 0; s < f.insts[k].nsrc; ++s) last_use_[f.insts[k].src[s]] = int(k);
+    // A mask compare's value is complete after the last pass; scalar ops
+    // that read it (kmov, kortest, k logic) wait for it there.
+    std::array<int, kMaxValues> ready{};
+    scalar_pass_.fill(0);
+    for (size_t k = 0; k < f.insts.size(); ++k) {
+      const Inst& i = f.insts[k];
+      int pass = 0;
+      for (int s = 0; s < i.nsrc; ++s) pass = std::max(pass, ready[i.src[s]]);
+      if (is_mask_compare(i.op)) pass = passes() - 1;
+      scalar_pass_[k] = pass;
+      if (i.dst != ir::kNoValue) ready[i.dst] = pass;
+    }
+  }
+
+  bool run(RegisterFormUse& use, std::string& why) {
+    const int passes = bits_ <= 128 ? 1 : bits_ / 256;
+    const int width = bits_ <= 128 ? 16 : 32;
+    for (int p = 0; p < passes; ++p) {
+      for (size_t k = 0; k < f_.insts.size(); ++k) {
+        if (is_scalar_side(f_.insts[k].op)) {
+          if (p == scalar_pass_[k]) lower_core(c_, f_.insts[k]);
+          continue;
+        }
+        if (!lower(f_.insts[k], p, 32 * p, width)) {
+          why = "out of scratch registers";
+          return false;
+        }
+        release_dead(int(k));
+      }
+    }
+    zero_upper_parts();
+    for (const Inst& i : f_.insts)
+      if (i.op == Op::kAdvanceRip) lower_core(c_, i);
+    for (const Inst& i : f_.insts) {
+      if (i.op == Op::kReadVec && i.reg < 16) use.low_read |= uint16_t(1u << i.reg);
+      if (i.op == Op::kWriteVec && i.reg < 16) use.low_written |= uint16_t(1u << i.reg);
+    }
+    return true;
+  }
+
+ private:
+  //! Where one chunk of a value is: a host register (`reg` >= 0) or memory.
+  struct Loc {
+    int reg = -1;
+    x86::Mem mem;
+    bool scratch = false;  //!< `reg` was allocated for it (free it when dead)
+  };
+
+  x86::Vec vec(int n, int width) const { return EmitContext::vreg(n, width); }
+
+  int alloc() {
+    if (!free_) return -1;
+    const int r = 31 - __builtin_clz(uint32_t(free_));
+    free_ = uint16_t(free_ & ~(1u << r));
+    return r;
+  }
+  void release(int r) { free_ = uint16_t(free_ | (1u << r)); }
+
+  void release_dead(int k) {
+    for (const Inst& i : f_.insts) {
+      if (i.dst == ir::kNoValue || last_use_[i.dst] != k) continue;
+      Loc& l = loc_[i.dst];
+      if (l.scratch) release(l.reg);
+      l = Loc{};
+    }
+  }
+
+  //! The chunk of `v` as an operand that may be memory (an instruction's
+  //! last source).
+  asmjit::Operand operand(ir::ValueId v, int width) const {
+    const Loc& l = loc_[v];
+    if (l.reg >= 0) return vec(l.reg, width);
+    x86::Mem m = l.mem;
+    m.setSize(uint32_t(width));
+    return m;
+  }
+  //! The chunk of `v` in a register: loaded into `into` when it is in memory.
+  x86::Vec in_register(ir::ValueId v, int width, int into) {
+    const Loc& l = loc_[v];
+    if (l.reg >= 0) return vec(l.reg, width);
+    c_.a.vmovdqu(vec(into, width), l.mem);
+    return vec(into, width);
+  }
+  bool result(const Inst& i, int reg) {
+    if (reg < 0) return false;
+    loc_[i.dst] = Loc{reg, {}, true};
+    return true;
+  }
+
+  bool lower(const Inst& i, int pass, int off, int width) {
+    switch (i.op) {
+      case Op::kAdvanceRip:
+        return true;  // after every pass
+      case Op::kReadVec:
+        if (i.reg < 16 && pass == 0) loc_[i.dst] = Loc{i.reg, {}, false};
+        else loc_[i.dst] = Loc{-1, c_.state(state_offset::zmm(i.reg) + off), false};
+        return true;
+      case Op::kLoad:
+        return lower_load(i, pass, width);
+      case Op::kStore: {
+        c_.a.mov(x86::rsi, c_.value(i.src[0]));
+        if (pass == 0 && i.align > 1) {
+          c_.a.test(x86::rsi, i.align - 1);
+          c_.a.jnz(c_.general_protection_label());
+        }
+        const int t = alloc();
+        if (t < 0) return false;
+        c_.a.vmovdqu(x86::ptr(x86::rsi, off), in_register(i.src[1], width, t));
+        release(t);
+        return true;
+      }
+      case Op::kLoadBroadcast: {
+        const int r = alloc();
+        if (r < 0) return false;
+        c_.a.mov(x86::rsi, c_.value(i.src[0]));
+        const x86::Vec v = vec(r, width);
+        switch (i.imm) {
+          case 1: c_.a.vpbroadcastb(v, x86::byte_ptr(x86::rsi)); break;
+          case 2: c_.a.vpbroadcastw(v, x86::word_ptr(x86::rsi)); break;
+          case 4: c_.a.vpbroadcastd(v, x86::dword_ptr(x86::rsi)); break;
+          case 8: c_.a.vpbroadcastq(v, x86::qword_ptr(x86::rsi)); break;
+          case 16:
+            if (width == 16) c_.a.vmovdqu(v, x86::ptr(x86::rsi));
+            else c_.a.vbroadcasti128(v, x86::ptr(x86::rsi));
+            break;
+          default: c_.a.vmovdqu(v, x86::ptr(x86::rsi)); break;
+        }
+        return result(i, r);
+      }
+      case Op::kBroadcastGpr: {
+        // The GPR value lives in the block; broadcast straight from there.
+        const int r = alloc();
+        if (r < 0) return false;
+        x86::Mem m = c_.value(i.src[0]);
+        const int eb = ir::elem_bytes(i.elem);
+        m.setSize(uint32_t(eb));
+        static const asmjit::InstId kBroadcast[] = {xi::kIdVpbroadcastb, xi::kIdVpbroadcastw, 0,
+                                                    xi::kIdVpbroadcastd, 0, 0, 0, xi::kIdVpbroadcastq};
+        c_.a.emit(kBroadcast[eb - 1], vec(r, width), m);
+        return result(i, r);
+      }
+      case Op::kZeroVec: {
+        const int r = alloc();
+        if (r < 0) return false;
+        c_.a.vpxor(vec(r, 16), vec(r, 16), vec(r, 16));
+        return result(i, r);
+      }
+      case Op::kSelect:
+        return lower_select(i, off, width);
+      case Op::kWriteVec: {
+        const int t = alloc();
+        if (t < 0) return false;
+        const x86::Vec v = in_register(i.src[0], width, t);
+        if (i.reg < 16 && pass == 0) {
+          // A VEX write of xmm/ymm zeroes the rest of the host register, as
+          // the guest's EVEX write zeroes bits 255:width.
+          // (vmovdqa xmm9, xmm9 is no no-op: it clears bits 255:128.)
+          if (v.id() != i.reg || width == 16) c_.a.vmovdqa(vec(i.reg, width), v);
+        } else {
+          c_.a.vmovdqu(c_.state(state_offset::zmm(i.reg) + off), v);
+        }
+        release(t);
+        return true;
+      }
+      default:
+        if (is_mask_compare(i.op)) return lower_mask_compare(i, pass, off, width);
+        if (chunkwise_shuffle_id(i)) return lower_shuffle_op(i, off, width);
+        return is_float_elementwise(i.op) ? lower_float_op(i, off, width) : lower_integer_op(i, width);
+    }
+  }
+
+  bool lower_load(const Inst& i, int pass, int width) {
+    const int passes = bits_ <= 128 ? 1 : bits_ / 256;
+    if (pass == 0) {
+      // Every chunk now, in address order, before anything is written.
+      c_.a.mov(x86::rsi, c_.value(i.src[0]));
+      if (i.align > 1) {
+        c_.a.test(x86::rsi, i.align - 1);
+        c_.a.jnz(c_.general_protection_label());
+      }
+      for (int q = 0; q < passes; ++q) {
+        const int r = alloc();
+        if (r < 0) return false;
+        hoisted_[i.dst][q] = r;
+        c_.a.vmovdqu(vec(r, width), x86::ptr(x86::rsi, 32 * q));
+      }
+    }
+    loc_[i.dst] = Loc{hoisted_[i.dst][pass], {}, true};
+    return true;
+  }
+
+  bool lower_select(const Inst& i, int off, int width) {
+    const int m = alloc(), t = alloc(), r = alloc();
+    if (m < 0 || t < 0 || r < 0) return false;
+    c_.expand_mask(vec(m, width), vec(t, width), i.src[0], i.elem, off);
+    const x86::Vec other = in_register(i.src[2], width, r);
+    // vpblendvb takes its second source where the mask byte's top bit is set.
+    c_.a.emit(xi::kIdVpblendvb, vec(r, width), other, operand(i.src[1], width), vec(m, width));
+    release(m);
+    release(t);
+    return result(i, r);
+  }
+
+  bool lower_integer_op(const Inst& i, int width) {
+    const asmjit::InstId id = integer_native_id(i);
+    const int r = alloc();
+    if (r < 0) return false;
+    const x86::Vec v = vec(r, width);
+    const asmjit::Imm imm(i.imm & 0xff);
+    switch (i.op) {
+      case Op::kAbs:
+        c_.a.emit(id, v, operand(i.src[0], width));
+        break;
+      case Op::kShlImm: case Op::kShrImm: case Op::kSarImm: case Op::kByteShlImm:
+      case Op::kByteShrImm:
+        c_.a.emit(id, v, in_register(i.src[0], width, r), imm);
+        break;
+      default:
+        c_.a.emit(id, v, in_register(i.src[0], width, r), operand(i.src[1], width));
+        break;
+    }
+    return result(i, r);
+  }
+
+  //! Compares into a mask: each pass adds its chunk's bits to the mask
+  //! value's slot; the last applies the complemented predicates.
+  bool lower_mask_compare(const Inst& i, int pass, int off, int width) {
+    const int v = alloc(), a = alloc(), b = alloc(), bias = alloc();
+    if (v < 0 || a < 0 || b < 0 || bias < 0) return false;
+    // The sources are changed in place: copies, never the guest's registers.
+    for (auto [s, r] : {std::pair{i.src[0], a}, std::pair{i.src[1], b}}) {
+      const Loc& l = loc_[s];
+      if (l.reg >= 0) c_.a.vmovdqa(vec(r, width), vec(l.reg, width));
+      else c_.a.vmovdqu(vec(r, width), l.mem);
+    }
+    const MaskCompareRegs regs{vec(v, width), vec(a, width), vec(b, width), vec(bias, width)};
+    emit_mask_compare_chunk(c_, i, off, regs);
+    const x86::Mem dst = c_.value(i.dst);
+    if (pass == 0) c_.a.mov(dst, x86::rax);
+    else c_.a.or_(dst, x86::rax);
+    if (pass == passes() - 1) emit_mask_compare_finish(c_, i, dst);
+    for (int r : {v, a, b, bias}) release(r);
+    return true;
+  }
+
+  int passes() const { return bits_ <= 128 ? 1 : bits_ / 256; }
+
+  //! As the memory form's lower_chunkwise: one VEX instruction per chunk,
+  //! with the chunk's imm8 where the op takes one.
+  bool lower_shuffle_op(const Inst& i, int off, int width) {
+    const asmjit::InstId id = chunkwise_shuffle_id(i);
+    asmjit::Imm imm;
+    const bool with_imm = chunkwise_shuffle_imm(i, off, imm);
+    const int r = alloc();
+    if (r < 0) return false;
+    const x86::Vec v = vec(r, width);
+    if (i.nsrc == 1) c_.a.emit(id, v, operand(i.src[0], width), imm);
+    else if (with_imm) c_.a.emit(id, v, in_register(i.src[0], width, r), operand(i.src[1], width), imm);
+    else c_.a.emit(id, v, in_register(i.src[0], width, r), operand(i.src[1], width));
+    return result(i, r);
+  }
+
+  //! As the memory form's lower_elementwise: the instruction's own form with
+  //! the IR's sources in its register roles, and inactive elements of a
+  //! masked op replaced by 1.0 first so they raise no MXCSR flag.
+  bool lower_float_op(const Inst& i, int off, int width) {
+    const asmjit::InstId id = float_native_id(i);
+    const int n = float_vector_operands(i);
+    const bool masked = i.nsrc > n;
+    const int r = alloc();
+    if (r < 0) return false;
+    std::array<asmjit::Operand, 3> src;
+    std::array<int, 3> temp = {-1, -1, -1};
+    for (int s = 0; s < n; ++s) {
+      // The result register carries src0 (FMA accumulates into it); masked
+      // ops need every source in a register of its own for the blend.
+      if (s == 0 && (n == 3 || masked)) {
+        const Loc& l = loc_[i.src[0]];
+        if (l.reg >= 0) c_.a.vmovaps(vec(r, width), vec(l.reg, width));
+        else c_.a.vmovups(vec(r, width), l.mem);
+        src[0] = vec(r, width);
+      } else if (masked) {
+        if ((temp[s] = alloc()) < 0) return false;
+        src[s] = in_register(i.src[s], width, temp[s]);
+        if (loc_[i.src[s]].reg >= 0) {
+          c_.a.vmovaps(vec(temp[s], width), src[s].as<x86::Vec>());
+          src[s] = vec(temp[s], width);
+        }
+      } else if (s == 0) {
+        src[0] = in_register(i.src[0], width, r);
+      } else if (n == 3 && s == 1 && loc_[i.src[1]].reg < 0) {
+        // The FMA's middle operand must be a register; only the last may be memory.
+        if ((temp[1] = alloc()) < 0) return false;
+        src[1] = in_register(i.src[1], width, temp[1]);
+      } else {
+        src[s] = operand(i.src[s], width);
+      }
+    }
+    if (masked) {
+      const bool f64 = ir::elem_bytes(i.elem) == 8;
+      const int one = alloc(), lanes = alloc(), t = alloc();
+      if (one < 0 || lanes < 0 || t < 0) return false;
+      c_.a.vmovups(vec(one, width), c_.splat_constant(f64 ? 0x3ff0000000000000ull : 0x3f800000u, f64 ? 8 : 4));
+      c_.expand_mask(vec(lanes, width), vec(t, width), i.src[n], i.elem, off);
+      for (int s = 0; s < n; ++s) {
+        const x86::Vec v = src[s].as<x86::Vec>();
+        c_.a.emit(f64 ? xi::kIdVblendvpd : xi::kIdVblendvps, v, vec(one, width), v, vec(lanes, width));
+      }
+      release(one);
+      release(lanes);
+      release(t);
+    }
+    c_.with_rounding(i, [&] {
+      if (n == 1) c_.a.emit(id, vec(r, width), src[0]);
+      else if (n == 2) c_.a.emit(id, vec(r, width), src[0], src[1]);
+      else c_.a.emit(id, vec(r, width), src[1], src[2]);
+    });
+    for (int s = 0; s < 3; ++s)
+      if (temp[s] >= 0) release(temp[s]);
+    return result(i, r);
+  }
+
+  //! A write narrower than 512 bits zeroes the rest of the register in the
+  //! block (bits 511:256 of zmm0-15, or the tail of zmm16-31); done after
+  //! every pass, when every read of the instruction is behind.
+  void zero_upper_parts() {
+    for (const Inst& i : f_.insts) {
+      if (i.op != Op::kWriteVec || i.bits >= 512) continue;
+      const int from = i.reg < 16 ? 32 : i.bits / 8;
+      int t = alloc();
+      if (t < 0) t = 15;  // cannot happen: every pass released its registers
+      c_.a.vpxor(vec(t, 16), vec(t, 16), vec(t, 16));
+      for (int o = from; o < 64;) {
+        const int n = 64 - o >= 32 && o % 32 == 0 ? 32 : 16;
+        c_.a.vmovdqu(c_.state(state_offset::zmm(i.reg) + o), vec(t, n));
+        o += n;
+      }
+      release(t);
+    }
+  }
+
+  EmitContext& c_;
+  const ir::Function& f_;
+  const int bits_;
+  uint16_t guest_ = 0, free_ = 0;
+  std::array<int, kMaxValues> last_use_;
+  std::array<int, kMaxValues> scalar_pass_;  //!< the pass a scalar-side op runs in
+  std::array<Loc, kMaxValues> loc_;
+  std::array<std::array<int, 2>, kMaxValues> hoisted_{};
+};
+
+}  // namespace
+
+bool compile_register_form(const ir::Function& f, bool callable, CompiledCode& out,
+                           RegisterFormUse& use, std::string& why) {
+  use = {};
+  int bits = 0;
+  for (const Inst& i : f.insts)
+    if (ir::op_result_kind(i.op) == ir::Kind::kVec || i.op == Op::kWriteVec) bits = std::max<int>(bits, i.bits);
+  const char* reason = nullptr;
+  for (const Inst& i : f.insts) {
+    if (!has_register_lowering(i, bits, &reason)) {
+      why = std::string("no register lowering: ") + (reason ? reason : ir::op_name(i.op));
+      return false;
+    }
+  }
+  asmjit::CodeHolder code;
+  code.init(asmjit::Environment::host());
+  x86::Assembler a(&code);
+  EmitContext c(a, f);
+  if (callable) {
+    a.vstmxcsr(c.state(state_offset::kHostSave));
+    a.vldmxcsr(c.state(state_offset::kMxcsr));
+    for (int r = 0; r < 16; ++r) a.vmovdqu(x86::ymm(r), c.state(state_offset::zmm(r)));
+  }
+  RegisterLowering lowering(c, f, bits);
+  if (!lowering.run(use, why)) return false;
+  if (callable) {
+    // Only the registers it writes: the others served as scratch.
+    for (int r = 0; r < 16; ++r)
+      if (use.low_written >> r & 1) a.vmovdqu(c.state(state_offset::zmm(r)), x86::ymm(r));
+    a.vstmxcsr(c.state(state_offset::kMxcsr));
+    a.vldmxcsr(c.state(state_offset::kHostSave));
+  }
+  a.vzeroupper();
+  a.ret();
+  out.code_size = c.finish();
+  if (code.flatten() != asmjit::kErrorOk || code.resolveUnresolvedLinks() != asmjit::kErrorOk) {
+    why = "code layout failed";
+    return false;
+  }
+  out.bytes.resize(code.codeSize());
+  code.relocateToBase(0);
+  code.copyFlattenedData(out.bytes.data(), out.bytes.size(), asmjit::CopySectionFlags::kPadTargetBuffer);
+  return true;
+}
+
+}  // namespace avx512emu::jit
