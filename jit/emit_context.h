@@ -124,6 +124,14 @@ struct MaskCompareRegs {
   x86::Vec v, a, b, bias;
 };
 bool is_mask_compare(ir::Op op);
+//! Rotates of dwords and qwords (RolImm, RorImm, RolVar, RorVar; lower_integer.cpp),
+//! a chunk at a time: `out` = `a` rotated by the imm or by `b`'s elements;
+//! `a` and `b` are only read; `hi`, `lo`, `n` and `rest` are clobbered.
+struct RotateRegs {
+  x86::Vec out, a, b, hi, lo, n, rest;
+};
+bool is_rotate(ir::Op op);
+void emit_rotate_chunk(EmitContext& c, const ir::Inst& inst, const RotateRegs& r);
 void emit_mask_compare_chunk(EmitContext& c, const ir::Inst& inst, int off, const MaskCompareRegs& r);
 void emit_mask_compare_finish(EmitContext& c, const ir::Inst& inst, const asmjit::Operand& mask);
 bool chunkwise_shuffle_imm(const ir::Inst& inst, int off, asmjit::Imm& imm);

@@ -467,32 +467,8 @@ void lower_var_shift_i16(EmitContext& c, const Inst& i) {
 //! right shift w, which gives 0, so no special case is needed for variable
 //! counts; the imm form just copies.
 void lower_rotate(EmitContext& c, const Inst& i) {
-  const int e = width_index(i);
-  const int bits = ir::elem_bytes(i.elem) * 8;
-  const bool left = i.op == Op::kRolImm || i.op == Op::kRolVar;
-  const CountKind kind = count_kind(i.op);
-  const InstId shl = shift_id(ShiftDir::kLeft, kind, e);
-  const InstId shr = shift_id(ShiftDir::kRightLogical, kind, e);
   lower_chunks(c, i, [&](const Chunk& k) {
-    const x86::Vec hi = k.tmp(0), lo = k.tmp(1);
-    if (kind == CountKind::kImm) {
-      const int n = int((i.imm & 0xff) % bits);
-      const int up = left ? n : (bits - n) % bits;  // left-shift amount
-      if (up == 0) {
-        c.a.vmovdqa(k.out, k.a);
-        return;
-      }
-      c.a.emit(shl, hi, k.a, Imm(up));
-      c.a.emit(shr, lo, k.a, Imm(bits - up));
-    } else {
-      const x86::Vec n = k.tmp(2), rest = k.tmp(3);
-      c.a.vpand(n, k.b, c.splat_constant(uint64_t(bits - 1), bits / 8));
-      c.a.vmovdqu(rest, c.splat_constant(uint64_t(bits), bits / 8));
-      c.a.emit(e == 3 ? xi::kIdVpsubq : xi::kIdVpsubd, rest, rest, n);  // w - n
-      c.a.emit(shl, hi, k.a, left ? n : rest);
-      c.a.emit(shr, lo, k.a, left ? rest : n);
-    }
-    c.a.vpor(k.out, hi, lo);
+    emit_rotate_chunk(c, i, {k.out, k.a, k.b, k.tmp(0), k.tmp(1), k.tmp(2), k.tmp(3)});
   });
 }
 
@@ -583,6 +559,38 @@ MaskBase mask_base(const Inst& i, bool& invert) {
   return kPredicate[i.imm & 7];
 }
 }  // namespace
+
+//! rotate: AVX2 has no vprold/vprolq. A rotate by n is (a << n) | (a >> (w - n))
+//! with n = count mod w; per-element counts take w - n from a vpsub.
+void emit_rotate_chunk(EmitContext& c, const Inst& i, const RotateRegs& r) {
+  const int e = std::countr_zero(unsigned(ir::elem_bytes(i.elem)));
+  const int bits = ir::elem_bytes(i.elem) * 8;
+  const bool left = i.op == Op::kRolImm || i.op == Op::kRolVar;
+  const bool by_imm = i.op == Op::kRolImm || i.op == Op::kRorImm;
+  const InstId shl = e == 3 ? (by_imm ? xi::kIdVpsllq : xi::kIdVpsllvq) : (by_imm ? xi::kIdVpslld : xi::kIdVpsllvd);
+  const InstId shr = e == 3 ? (by_imm ? xi::kIdVpsrlq : xi::kIdVpsrlvq) : (by_imm ? xi::kIdVpsrld : xi::kIdVpsrlvd);
+  if (by_imm) {
+    const int n = int((i.imm & 0xff) % bits);
+    const int up = left ? n : (bits - n) % bits;  // left-shift amount
+    if (up == 0) {
+      c.a.vmovdqa(r.out, r.a);
+      return;
+    }
+    c.a.emit(shl, r.hi, r.a, Imm(up));
+    c.a.emit(shr, r.lo, r.a, Imm(bits - up));
+  } else {
+    c.a.vpand(r.n, r.b, c.splat_constant(uint64_t(bits - 1), bits / 8));
+    c.a.vmovdqu(r.rest, c.splat_constant(uint64_t(bits), bits / 8));
+    c.a.emit(e == 3 ? xi::kIdVpsubq : xi::kIdVpsubd, r.rest, r.rest, r.n);  // w - n
+    c.a.emit(shl, r.hi, r.a, left ? r.n : r.rest);
+    c.a.emit(shr, r.lo, r.a, left ? r.rest : r.n);
+  }
+  c.a.vpor(r.out, r.hi, r.lo);
+}
+
+bool is_rotate(Op op) {
+  return op == Op::kRolImm || op == Op::kRorImm || op == Op::kRolVar || op == Op::kRorVar;
+}
 
 bool is_mask_compare(Op op) {
   return op == Op::kCmpS || op == Op::kCmpU || op == Op::kTestM || op == Op::kTestNM;

@@ -72,6 +72,7 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
   if (is_float_elementwise(i.op) && float_native_id(i)) return true;
   if (chunkwise_shuffle_id(i)) return true;
   if (is_mask_compare(i.op)) return true;
+  if (is_rotate(i.op) && ir::elem_bytes(i.elem) >= 4) return true;
   if (!is_vector_count_shift(i.op) && integer_native_id(i)) return true;
   *why = ir::op_name(i.op);
   return false;
@@ -252,6 +253,7 @@ class RegisterLowering {
       }
       default:
         if (is_mask_compare(i.op)) return lower_mask_compare(i, pass, off, width);
+        if (is_rotate(i.op)) return lower_rotate_op(i, width);
         if (chunkwise_shuffle_id(i)) return lower_shuffle_op(i, off, width);
         return is_float_elementwise(i.op) ? lower_float_op(i, off, width) : lower_integer_op(i, width);
     }
@@ -332,6 +334,19 @@ class RegisterLowering {
   }
 
   int passes() const { return bits_ <= 128 ? 1 : bits_ / 256; }
+
+  //! Rotates: the memory form's chunk body, with the sources read in place.
+  bool lower_rotate_op(const Inst& i, int width) {
+    const int out = alloc(), a = alloc(), b = alloc(), hi = alloc(), lo = alloc(), n = alloc(),
+              rest = alloc();
+    if (out < 0 || a < 0 || b < 0 || hi < 0 || lo < 0 || n < 0 || rest < 0) return false;
+    const x86::Vec va = in_register(i.src[0], width, a);
+    const x86::Vec vb = i.nsrc > 1 ? in_register(i.src[1], width, b) : vec(b, width);
+    emit_rotate_chunk(c_, i, {vec(out, width), va, vb, vec(hi, width), vec(lo, width),
+                              vec(n, width), vec(rest, width)});
+    for (int r : {a, b, hi, lo, n, rest}) release(r);
+    return result(i, out);
+  }
 
   //! As the memory form's lower_chunkwise: one VEX instruction per chunk,
   //! with the chunk's imm8 where the op takes one.

@@ -40,7 +40,7 @@ struct alignas(64) StubFrame {
 //! What a stub runs: the patched site and the AVX-512 sites that follow it
 //! back to back (see site_patcher.cpp).
 struct StubPlan {
-  static constexpr uint32_t kMaxSites = 16;
+  static constexpr uint32_t kMaxSites = 64;
   uint32_t count = 0;
   Site* sites[kMaxSites] = {};
 };
