@@ -117,6 +117,15 @@ class RegisterLowering {
         release_dead(int(k));
       }
     }
+    if (held_reg_ >= 0) {
+      // A VEX write of xmm/ymm zeroes the rest of the host register, as the
+      // guest's EVEX write zeroes bits 255:width.
+      if (held_dst_ < 16)
+        c_.a.vmovdqa(vec(held_dst_, held_width_), vec(held_reg_, held_width_));
+      else
+        c_.a.vmovdqu(c_.state(state_offset::zmm(held_dst_)), vec(held_reg_, held_width_));
+      release(held_reg_);
+    }
     zero_upper_parts();
     for (const Inst& i : f_.insts)
       if (i.op == Op::kAdvanceRip) lower_core(c_, i);
@@ -240,11 +249,16 @@ class RegisterLowering {
         const int t = alloc();
         if (t < 0) return false;
         const x86::Vec v = in_register(i.src[0], width, t);
-        if (i.reg < 16 && pass == 0) {
-          // A VEX write of xmm/ymm zeroes the rest of the host register, as
-          // the guest's EVEX write zeroes bits 255:width.
-          // (vmovdqa xmm9, xmm9 is no no-op: it clears bits 255:128.)
-          if (v.id() != i.reg || width == 16) c_.a.vmovdqa(vec(i.reg, width), v);
+        if (pass == 0) {
+          // Held until every pass is done: a later pass can still fault
+          // (an unmasked FP exception), and a fault must find the
+          // destination as it was.
+          const int hold = alloc();
+          if (hold < 0) return false;
+          c_.a.vmovdqa(vec(hold, width), v);
+          held_reg_ = hold;
+          held_width_ = width;
+          held_dst_ = i.reg;
         } else {
           c_.a.vmovdqu(c_.state(state_offset::zmm(i.reg) + off), v);
         }
@@ -446,6 +460,7 @@ class RegisterLowering {
   const ir::Function& f_;
   const int bits_;
   uint16_t guest_ = 0, free_ = 0;
+  int held_reg_ = -1, held_width_ = 32, held_dst_ = 0;  //!< the live destination's value
   std::array<int, kMaxValues> last_use_;
   std::array<int, kMaxValues> scalar_pass_;  //!< the pass a scalar-side op runs in
   std::array<Loc, kMaxValues> loc_;

@@ -20,7 +20,9 @@
 // The evaluation is chunk-major: all ops for bits 255:0, then all for bits
 // 511:256. Element-wise ops never mix chunks, so each value needs one host
 // register at a time. Loads of every chunk are hoisted before the first
-// write, so a faulting load leaves every register as it was.
+// write, and the live destination is written after the last pass, so a
+// fault (a load, an alignment check, an unmasked FP exception) leaves every
+// guest register as it was before the instruction.
 #pragma once
 
 #include <cstdint>

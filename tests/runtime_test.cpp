@@ -398,6 +398,31 @@ TEST(Faults, MaskedLoadsAtAGuardPageEndAsNatively) {
   }
 }
 
+TEST(Faults, FaultsInsideTranslatedCodeLookLikeTheInstructionsOwn) {
+  // The program's handler checks RIP (the instruction's address), si_addr or
+  // si_code, and a GPR and an xmm register set before the instruction; the
+  // instruction ran 20 times first, so with patching the fault comes from
+  // inside an inline stub, and with --no-patch from the SIGILL handler.
+  // segv-return: the handler maps the page and returns, and the instruction
+  // completes. QEMU raises no SIGFPE for unmasked SIMD exceptions: fpe is
+  // checked on the hardware only.
+  for (const char* mode : {"segv-rip", "segv-return", "fpe"}) {
+    SCOPED_TRACE(mode);
+    const std::vector<std::string> prog = {kPrograms + "/translated_faults", mode};
+    const Outcome n = run(prog);
+    ASSERT_EQ(n.exit_code, 0) << describe(n);
+    ASSERT_NE(n.out.find("rip at-instruction"), std::string::npos) << n.out;
+    std::vector<Outcome> emulated = {run(under_avx512emu({"--simulate-avx2"}, prog)),
+                                     run(under_avx512emu({"--simulate-avx2", "--no-patch"}, prog))};
+    if (have_qemu() && std::string(mode) != "fpe") emulated.push_back(run(under_qemu(prog)));
+    for (const Outcome& e : emulated) {
+      EXPECT_EQ(e.out, n.out) << describe(e);
+      EXPECT_EQ(e.exit_code, n.exit_code) << describe(e);
+      EXPECT_EQ(e.signal, n.signal) << describe(e);
+    }
+  }
+}
+
 // ---- A natural #UD that avx512emu does not translate -------------------------------------
 
 TEST(NaturalTrap, UntranslatedInstructionEndsTheProgramAsWithoutAvx512emu) {

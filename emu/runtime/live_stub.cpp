@@ -30,12 +30,14 @@
 // address of the runtime is ever on it there.
 #include "live_stub.h"
 
+#include <atomic>
 #include <cstddef>
 
 #include "cpu_state.h"
 #include "host_insn.h"
 #include "live_form.h"
 #include "signal_safe.h"
+#include "vex_idioms.h"
 
 extern "C" void avx512emu_stub_entry();
 extern "C" void avx512emu_live_hw_sync();
@@ -256,6 +258,31 @@ class Writer {
 
 constexpr uint8_t kCcZ = 0x4, kCcNz = 0x5;
 
+//! The step table at the end of every inline stub, for mapping a fault in
+//! a translation back to the guest instruction (find_live_stub_fault).
+struct StubTableHeader {
+  uint32_t magic;
+  uint16_t steps;
+  uint16_t gprs_in_block;
+};
+struct StubTableStep {
+  uint64_t guest_rip;
+  uint32_t body_begin, body_end, data_begin, data_end;  //!< offsets in the stub
+  uint16_t ymm_spilled;
+  uint8_t flags_in_block;
+  uint8_t pad[5];
+};
+constexpr uint32_t kStubTableMagic = 0x5354424c;  // marks a step table
+
+//! Registered inline stubs: start, size, offset of the step table.
+struct StubRecord {
+  std::atomic<uint64_t> start{0};
+  uint32_t size = 0, table = 0;
+};
+constexpr size_t kMaxStubRecords = size_t(1) << 16;
+StubRecord g_stub_records[kMaxStubRecords];
+std::atomic<size_t> g_stub_record_count{0};
+
 //! One instruction of a plan as the stub runs it: its register form when it
 //! has one (guest ymm live), else its memory form (guest ymm through the
 //! block), taken apart by jit/live_form.h.
@@ -263,6 +290,11 @@ struct Step {
   const uint8_t* code = nullptr;
   jit::LiveForm form;
   bool register_form = false;
+  //! A VEX zeroing idiom or vzeroupper/vzeroall (vex_idioms.h): the
+  //! instruction itself runs on the live registers (`code` is the site's
+  //! original bytes, `form` only its length); the stub zeroes the upper
+  //! halves it clears in the block.
+  VexIdiom idiom;
   uint16_t live_read = 0, live_written = 0;    //!< register form: ymm used in place
   uint16_t block_read = 0, block_written = 0;  //!< memory form: ymm through the block
   uint16_t scratch = 0;                        //!< ymm clobbered that are not results
@@ -282,12 +314,32 @@ struct PlanForms {
 bool analyse(const StubPlan& plan, PlanForms& p, const char** why) {
   for (uint32_t i = 0; i < plan.count; ++i) {
     const Translation* t = plan.sites[i]->translation;
-    if (!t || !t->code || !t->code_size) {
-      *why = "hand-built translation";
+    if (!t || !t->code) {
+      *why = "no translation";
       return false;
     }
     Step& s = p.step[i];
     const char* unused = nullptr;
+    if (is_vex_idiom_translation(t)) {
+      const Site& site = *plan.sites[i];
+      s.idiom = match_vex_idiom(site.original, site.length);
+      if (s.idiom.kind == VexIdiomKind::kNone) {
+        *why = "unrecognised idiom";
+        return false;
+      }
+      s.code = site.original;
+      s.form = jit::LiveForm{};
+      s.form.body_end = site.length;
+      // vzeroupper/vzeroall act on every ymm: all of them must be live.
+      const uint16_t regs =
+          s.idiom.kind == VexIdiomKind::kZeroRegister ? uint16_t(1u << s.idiom.reg) : uint16_t(0xffff);
+      s.live_read = s.live_written = regs;
+      continue;
+    }
+    if (!t->code_size) {
+      *why = "hand-built translation";
+      return false;
+    }
     if (t->register_code &&
         jit::make_live_form(static_cast<const uint8_t*>(t->register_code), t->register_code_size,
                             t->register_total_size, s.form, &unused)) {
@@ -333,6 +385,60 @@ void set_live_stub_env(const LiveStubEnv& env) {
 const LiveStubEnv& live_stub_env() {
   return g_env;
 }
+uint32_t inline_prefix(const StubPlan& plan) {
+  static jit::LiveForm form;  // the patch lock serialises callers
+  uint32_t n = 0;
+  for (; n < plan.count; ++n) {
+    const Translation* t = plan.sites[n]->translation;
+    if (is_vex_idiom_translation(t)) continue;
+    if (!t || !t->code || !t->code_size ||
+        !jit::make_live_form(static_cast<const uint8_t*>(t->code), t->code_size, t->total_size,
+                             form, nullptr))
+      break;
+  }
+  return n;
+}
+
+void register_live_stub(uint64_t start, size_t size) {
+  const size_t n = g_stub_record_count.load(std::memory_order_relaxed);
+  if (n == kMaxStubRecords) return;  // its faults then look like the stub's own
+  uint32_t table = 0;
+  sys::copy(&table, reinterpret_cast<const void*>(start + size - 4), 4);
+  StubRecord& r = g_stub_records[n];
+  r.size = uint32_t(size);
+  r.table = table;
+  r.start.store(start, std::memory_order_release);
+  g_stub_record_count.store(n + 1, std::memory_order_release);
+}
+
+bool find_live_stub_fault(uint64_t rip, LiveStubFault& out) {
+  const size_t n = g_stub_record_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    const StubRecord& r = g_stub_records[i];
+    const uint64_t start = r.start.load(std::memory_order_acquire);
+    if (rip < start || rip >= start + r.size) continue;
+    StubTableHeader header;
+    sys::copy(&header, reinterpret_cast<const void*>(start + r.table), sizeof header);
+    if (header.magic != kStubTableMagic) return false;
+    const uint64_t off = rip - start;
+    for (uint16_t k = 0; k < header.steps; ++k) {
+      StubTableStep step;
+      sys::copy(&step, reinterpret_cast<const void*>(start + r.table + sizeof header + k * sizeof step),
+                sizeof step);
+      if ((off >= step.body_begin && off < step.body_end) ||
+          (off >= step.data_begin && off < step.data_end)) {
+        out.guest_rip = step.guest_rip;
+        out.gprs_in_block = header.gprs_in_block;
+        out.ymm_spilled = step.ymm_spilled;
+        out.flags_in_block = step.flags_in_block;
+        return true;
+      }
+    }
+    return false;
+  }
+  return false;
+}
+
 uint64_t live_hw_sync_address() {
   return reinterpret_cast<uint64_t>(&avx512emu_live_hw_sync);
 }
@@ -444,6 +550,10 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
 
   // ---- the steps
   size_t body_at[StubPlan::kMaxSites] = {};
+  size_t data_at[StubPlan::kMaxSites] = {};
+  uint16_t spilled_at[StubPlan::kMaxSites] = {};
+  bool flags_in_block_at[StubPlan::kMaxSites] = {};
+  bool flags_in_block = false;
   for (uint32_t i = 0; i < plan.count; ++i) {
     const Site& site = *plan.sites[i];
     const Step& st = p.step[i];
@@ -459,7 +569,22 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
       w.store_gpr(kRax, so::kRip);
     }
     body_at[i] = w.size();
+    spilled_at[i] = spilled;
+    flags_in_block_at[i] = flags_in_block;
+    flags_in_block |= f.writes_rflags;
     w.copy(st.code + f.body_begin, f.body_end - f.body_begin);
+    if (st.idiom.kind != VexIdiomKind::kNone) {
+      // The instruction cleared bits 255:width of the live registers; the
+      // block's bits 511:256 follow (mov qword [rdi+..], 0).
+      for (int v = 0; v < 16; ++v) {
+        if (!(st.live_written >> v & 1)) continue;
+        for (int q = 0; q < 4; ++q) {
+          w.bytes({0x48, 0xc7});
+          w.modrm_rdi(0, so::zmm(v) + 32 + 8 * q);
+          w.d32(0);
+        }
+      }
+    }
     if (g_env.count_runs) {
       w.bytes({0x48, 0xb8});       // movabs rax, &site.stub_runs
       w.q64(reinterpret_cast<uint64_t>(&site.stub_runs));
@@ -576,17 +701,36 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     const jit::LiveForm& f = p.step[i].form;
     const uint8_t* code = p.step[i].code;
     while ((address + w.size()) % 32 != f.data_begin % 32) w.byte(0xcc);
-    const size_t data_at = w.size();
+    data_at[i] = w.size();
     w.copy(code + f.data_begin, f.data_end - f.data_begin);
     for (uint8_t x = 0; x < f.fixup_count; ++x) {
       const jit::LiveForm::Fixup& fx = f.fixups[x];
       const size_t field = body_at[i] + (fx.field - f.body_begin);
       const size_t next = body_at[i] + (fx.next - f.body_begin);
       const size_t target = fx.to_body_end ? body_at[i] + (f.body_end - f.body_begin)
-                                           : data_at + (fx.target - f.data_begin);
+                                           : data_at[i] + (fx.target - f.data_begin);
       w.put32_at(field, int32_t(int64_t(target) - int64_t(next)));
     }
   }
+  // ---- the step table (the stub's last bytes; see StubTableHeader)
+  w.align(8, 0xcc);
+  const size_t table_at = w.size();
+  const StubTableHeader header{kStubTableMagic, uint16_t(plan.count),
+                               uint16_t(gpr_save | (1u << kRax) | (1u << kRdi))};
+  w.copy(reinterpret_cast<const uint8_t*>(&header), sizeof header);
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    const jit::LiveForm& f = p.step[i].form;
+    StubTableStep step{};
+    step.guest_rip = plan.sites[i]->address;
+    step.body_begin = uint32_t(body_at[i]);
+    step.body_end = uint32_t(body_at[i] + (f.body_end - f.body_begin));
+    step.data_begin = uint32_t(data_at[i]);
+    step.data_end = uint32_t(data_at[i] + (f.data_end - f.data_begin));
+    step.ymm_spilled = spilled_at[i];
+    step.flags_in_block = flags_in_block_at[i];
+    w.copy(reinterpret_cast<const uint8_t*>(&step), sizeof step);
+  }
+  w.d32(int32_t(table_at));  // the table's offset, in the stub's last 4 bytes
   if (w.overflow()) {
     *why = "stub too large";
     return 0;

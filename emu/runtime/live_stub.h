@@ -34,6 +34,10 @@ struct LiveSpill {
 void set_live_stub_env(const LiveStubEnv& env);
 const LiveStubEnv& live_stub_env();
 
+//! How many leading sites of `plan` can run inline (their translations
+//! have a live form). Async-signal-safe: decodes, never allocates.
+uint32_t inline_prefix(const StubPlan& plan);
+
 //! Builds the inline stub for `plan`, to be placed at `address`, into `out`
 //! (at most `capacity` bytes). The stub ends with the state-block path
 //! (avx512emu_stub_entry) for threads already inside an emulation or without
@@ -42,6 +46,22 @@ const LiveStubEnv& live_stub_env();
 //! signal-safe: no allocation, no lock.
 size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
                        const char** why);
+
+//! What a fault inside an inline stub means for the guest: the instruction
+//! whose translation faulted, and where the guest's registers are at that
+//! point (a translation faults before it writes any guest register).
+struct LiveStubFault {
+  uint64_t guest_rip = 0;
+  uint16_t gprs_in_block = 0;  //!< guest GPRs whose values are in the block (CpuState.gpr)
+  uint16_t ymm_spilled = 0;    //!< guest ymm whose values are in the ymm spill space
+  bool flags_in_block = false; //!< guest flags are the block's rflags, else the entry flags word
+};
+
+//! Records the inline stub at [start, start + size) (its step table is
+//! inside it, written by build_live_stub). Patch lock held.
+void register_live_stub(uint64_t start, size_t size);
+//! Finds the stub step that `rip` is in. Async-signal-safe, lock-free.
+bool find_live_stub_fault(uint64_t rip, LiveStubFault& out);
 
 //! Address of the instructions that load the emulated AVX-512 state
 //! (zmm0-15 bits 511:256, zmm16-31, k0-7) of the block at rdi into the

@@ -160,6 +160,7 @@ extern "C" __attribute__((visibility("default"))) int sigaction(int sig,
     return 0;
   }
   if (!sigill_runtime_installed()) return real(sig, act, old);
+  if (set_program_fault_action(sig, act, old)) return 0;
   // Other handlers run through the runtime's wrapper (inline stubs).
   struct sigaction installed;
   if (act) wrap_signal_action(sig, *act, installed);

@@ -3,6 +3,7 @@
 // (see sigill_runtime.h for the state model).
 #include "sigill_runtime.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -150,6 +151,11 @@ __attribute__((tls_model("initial-exec"))) thread_local ThreadShadow* t_shadow =
 //! In TLS rather than in the block, so that an inline stub can release its
 //! level after it has restored every register (live_stub.cpp).
 __attribute__((tls_model("initial-exec"))) thread_local uint32_t t_depth = 0;
+//! The signal frame of the trap each level is emulating, and its
+//! translation, while the translation runs (a fault inside it is the guest
+//! instruction's fault: handle_fault).
+__attribute__((tls_model("initial-exec"))) thread_local const ucontext_t* t_trap_uc[4] = {};
+__attribute__((tls_model("initial-exec"))) thread_local const Translation* t_trap_translation[4] = {};
 //! An inline stub's first spills, before it has a base register.
 __attribute__((tls_model("initial-exec"))) thread_local LiveSpill t_live_spill = {};
 
@@ -466,7 +472,10 @@ __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* 
   if (g_options.check_shadow && host_has_avx512_state() && frame.has_avx512())
     ts->mismatches += count_shadow_mismatches(s, frame);
   s.rip = rip;
+  t_trap_uc[t_depth - 1] = uc;
+  t_trap_translation[t_depth - 1] = site->translation;
   execute(*site->translation, s);
+  t_trap_uc[t_depth - 1] = nullptr;
   store_to_frame(s, frame, uc);
   site->traps.fetch_add(1, std::memory_order_relaxed);
   ++ts->traps;
@@ -527,6 +536,168 @@ extern "C" __attribute__((visibility("hidden"))) void avx512emu_stub_dispatch(
 }
 
 namespace avx512emu::runtime {
+
+// ---- Faults inside translations ----------------------------------------------------
+//
+// SIGSEGV, SIGBUS and SIGFPE stay ours, like SIGILL: a fault raised by a
+// translation must reach the program as the guest instruction's own fault,
+// with RIP at that instruction and the registers as they were before it
+// (si_addr is already right: the translation makes the same access). Two
+// places run translations:
+//   - an inline stub: its step table names the instruction, and says where
+//     the guest's GPRs, flags and clobbered ymm registers are at that point
+//     (the block, the entry flags word, the ymm spill space);
+//   - the SIGILL handler: the trap's own signal frame holds the guest state
+//     before the instruction; the fault's frame becomes a copy of it, and
+//     the handler's frame below it is abandoned.
+// The program's own handler then runs on the mapped frame; returning from it
+// re-executes the instruction. Without one, the default action applies, as
+// the kernel does for a synchronous fault.
+
+namespace {
+
+std::atomic<const struct sigaction*> g_fault_action[NSIG];  // the program's, per fault signal
+std::mutex g_fault_action_mutex;  // serialises writers
+bool g_fault_handler = false;
+
+bool is_fault_signal(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE;
+}
+
+bool has_handler(const struct sigaction* act) {
+  return act && ((act->sa_flags & SA_SIGINFO) ||
+                 (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN));
+}
+
+//! Writes the guest's registers as of `f` into the frame of a fault in an
+//! inline stub.
+bool map_stub_fault(ucontext_t* uc) {
+  LiveStubFault f;
+  ThreadShadow* ts = t_shadow;
+  if (!ts || !find_live_stub_fault(uint64_t(uc->uc_mcontext.gregs[REG_RIP]), f)) return false;
+  const CpuState& s = ts->level[0];
+  greg_t* g = uc->uc_mcontext.gregs;
+  for (int r = 0; r < 16; ++r)
+    if (f.gprs_in_block >> r & 1) g[kGreg[r]] = greg_t(s.gpr[r]);
+  constexpr uint64_t kArith = kFlagCF | kFlagPF | kFlagAF | kFlagZF | kFlagSF | kFlagOF;
+  uint64_t flags;
+  if (f.flags_in_block) {
+    flags = s.rflags;
+  } else {  // lahf in the high byte (SF ZF - AF - PF - CF), seto in the low one
+    flags = (ts->flags_save >> 8 & 0xd5) | ((ts->flags_save & 0xff) ? kFlagOF : 0);
+  }
+  g[REG_EFL] = greg_t((uint64_t(g[REG_EFL]) & ~kArith) | (flags & kArith));
+  FrameImage frame;
+  if (f.ymm_spilled && frame.open(uc)) {
+    for (int r = 0; r < 16; ++r) {
+      if (!(f.ymm_spilled >> r & 1)) continue;
+      sys::copy(frame.base + kLegacyXmm + 16 * r, ts->ymm_spill[r], 16);
+      sys::copy(frame.component(kCompYmm) + 16 * r, ts->ymm_spill[r] + 16, 16);
+    }
+    frame.update_xstate_bv(0, (1u << kCompSse) | (1u << kCompYmm));
+  }
+  g[REG_RIP] = greg_t(f.guest_rip);
+  t_depth = 0;  // the stub's claim on level 0 ends here
+  return true;
+}
+
+//! Makes the frame of a fault in a translation run by the SIGILL handler
+//! the trap's frame.
+bool map_trap_fault(ucontext_t* uc) {
+  if (t_depth == 0 || t_depth > kMaxDepth) return false;
+  const int level = int(t_depth) - 1;
+  const ucontext_t* trap = t_trap_uc[level];
+  const Translation* t = t_trap_translation[level];
+  const uint64_t rip = uint64_t(uc->uc_mcontext.gregs[REG_RIP]);
+  const auto code = reinterpret_cast<uint64_t>(t ? t->code : nullptr);
+  if (!trap || rip < code || rip >= code + t->total_size) return false;
+  FrameImage to, from;
+  if (!to.open(uc) || !from.open(const_cast<ucontext_t*>(trap)) || to.xstate_size != from.xstate_size)
+    return false;
+  sys::copy(uc->uc_mcontext.gregs, trap->uc_mcontext.gregs, sizeof uc->uc_mcontext.gregs);
+  sys::copy(to.base, from.base, from.xstate_size);
+  // The kernel's frame holds 8 bytes of signal mask, not glibc's 128: the
+  // siginfo follows them.
+  sys::copy(&uc->uc_sigmask, &trap->uc_sigmask, 8);
+  t_trap_uc[level] = nullptr;
+  t_depth = uint32_t(level);  // the SIGILL handler's level is abandoned with its frame
+  return true;
+}
+
+//! QEMU 7.2 enters handlers with rsp misaligned by 8: realign.
+__attribute__((force_align_arg_pointer)) void handle_fault(int sig, siginfo_t* info,
+                                                           void* context) {
+  auto* uc = static_cast<ucontext_t*>(context);
+  if (!map_stub_fault(uc)) map_trap_fault(uc);
+  const struct sigaction* act = g_fault_action[sig].load(std::memory_order_acquire);
+  if (has_handler(act)) {
+    const LiveSpill saved = t_live_spill;
+    if (act->sa_flags & SA_SIGINFO)
+      act->sa_sigaction(sig, info, context);
+    else
+      act->sa_handler(sig);
+    t_live_spill = saved;
+    return;
+  }
+  // Default action: returning re-executes the faulting access, which now
+  // meets it.
+  sys::KernelSigaction dfl = {};
+  dfl.handler = reinterpret_cast<void*>(SIG_DFL);
+  sys::rt_sigaction(sig, &dfl, nullptr);
+}
+
+//! libc's sigaction: this library's own `sigaction` is the interposer
+//! (preload.cpp), which would record our handler as the program's.
+int libc_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  using Fn = int (*)(int, const struct sigaction*, struct sigaction*);
+  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sigaction"));
+  return real ? real(sig, act, old) : -1;
+}
+
+//! Installs handle_fault for `sig` with the program's flags and mask (its
+//! SA_ONSTACK above all: a stack-overflow handler needs the alternate stack).
+bool install_fault_handler(int sig, const struct sigaction* program) {
+  struct sigaction sa = {};
+  sa.sa_sigaction = handle_fault;
+  sa.sa_flags = SA_SIGINFO | (program ? program->sa_flags & (SA_ONSTACK | SA_NODEFER | SA_RESTART) : 0);
+  if (program) sa.sa_mask = program->sa_mask;
+  else sigemptyset(&sa.sa_mask);
+  return libc_sigaction(sig, &sa, nullptr) == 0;
+}
+
+//! Takes over the fault signals, keeping what the program (or a library
+//! loaded before us) set as the program's action.
+void install_fault_handlers() {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE}) {
+    struct sigaction current = {};
+    if (libc_sigaction(sig, nullptr, &current) != 0) continue;
+    if (has_handler(&current) || current.sa_handler == SIG_IGN)
+      g_fault_action[sig].store(new struct sigaction(current), std::memory_order_release);
+    install_fault_handler(sig, has_handler(&current) ? &current : nullptr);
+  }
+  g_fault_handler = true;
+}
+
+}  // namespace
+
+bool set_program_fault_action(int sig, const struct sigaction* act, struct sigaction* old) {
+  if (!g_fault_handler || !is_fault_signal(sig)) return false;
+  std::lock_guard<std::mutex> lock(g_fault_action_mutex);
+  const struct sigaction* current = g_fault_action[sig].load(std::memory_order_relaxed);
+  if (old) {
+    if (current) {
+      *old = *current;
+    } else {
+      *old = {};
+      old->sa_handler = SIG_DFL;
+    }
+  }
+  if (act) {
+    g_fault_action[sig].store(new struct sigaction(*act), std::memory_order_release);
+    install_fault_handler(sig, act);
+  }
+  return true;
+}
 
 // ---- Installation -------------------------------------------------------------
 
@@ -601,6 +772,7 @@ bool install_sigill_runtime(const RuntimeOptions& options, std::string& error) {
   }
   set_program_sigill_action(&old, nullptr);
   install_live_stubs();
+  install_fault_handlers();
   g_installed = true;
   return true;
 }

@@ -84,6 +84,12 @@ SiteTable& site_table();
 //! where the kernel would have delivered them. `act` may be null (query).
 void set_program_sigill_action(const struct sigaction* act, struct sigaction* old);
 
+//! SIGSEGV, SIGBUS and SIGFPE stay the runtime's too, so that a fault inside
+//! a translation reaches the program as the guest instruction's fault (RIP
+//! and registers as before the instruction). Records the program's action
+//! for them; false for other signals (then wrap_signal_action applies).
+bool set_program_fault_action(int sig, const struct sigaction* act, struct sigaction* old);
+
 //! Handlers the program installs for other signals are wrapped, so that a
 //! signal that lands inside an inline stub's entry finds the stub's spill
 //! words as it left them when it returns (live_stub.h). `act` is the

@@ -489,6 +489,10 @@ bool patch_site(Site& site, const SiteTable& sites) {
   // at a 64-byte aligned address, allocate with room for the padding, then
   // build it where it goes.
   static uint8_t live_bytes[kMaxLiveStub];  // guarded by the patch lock
+  // A follower without a live form (a hand-built translation such as
+  // vzeroupper's) ends the plan, so the rest of it can still run inline.
+  if (live_stub_env().enabled)
+    if (const uint32_t n = inline_prefix(*plan)) plan->count = n;
   const size_t measured = build_live_stub(0, *plan, live_bytes, sizeof live_bytes, nullptr);
   const uint64_t want = measured ? measured + 32 * plan->count : kStubSize;
   uint64_t stub = alloc_stub(lo, hi, target, want);
@@ -524,7 +528,10 @@ bool patch_site(Site& site, const SiteTable& sites) {
   // L's first two bytes now belong to the site's jmp: L must never get a
   // jmp of its own (it would change the displacement's top byte).
   if (way == Way::kSpanNext) plan->sites[1]->unpatchable.store(true);
-  if (!apply_locked(&stub_edit, 1) || !apply_locked(&far_jmp, 1) ||
+  // A fault in the stub can be mapped back as soon as anything can run it.
+  if (!apply_locked(&stub_edit, 1)) return give_up();
+  if (live_size) register_live_stub(stub, live_size);
+  if (!apply_locked(&far_jmp, 1) ||
       (way == Way::kIsland && !apply_locked(&near_jmp, 1)))
     return give_up();
   site.stub = reinterpret_cast<void*>(stub);
