@@ -151,6 +151,8 @@ std::vector<Program> programs() {
       {"vex_mix", {kPrograms + "/vex_mix"}},
       {"dlopen", {kPrograms + "/dlopen_main", AVX512EMU_RUNTIME_DLOPEN_LIB}},
       {"own_sigill_handler", {kPrograms + "/natural_trap", "handler"}},
+      {"timer_signals", {kPrograms + "/timer_signals"}},
+      {"cxx_exceptions", {kPrograms + "/cxx_exceptions"}},
   };
 }
 

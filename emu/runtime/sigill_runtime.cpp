@@ -132,6 +132,13 @@ struct alignas(64) ThreadShadow {
   //! Inline stubs: the clobbered ymm registers and the entry flags.
   alignas(32) uint8_t ymm_spill[16][32];
   uint16_t flags_save;
+  //! Level 0's emulated registers while program signal handlers run
+  //! (call_program_handler), one per nested handler.
+  struct SavedRegisters {
+    uint8_t zmm[32][64];
+    uint64_t k[8];
+  } saved[4];
+  uint32_t saved_depth;
   uint32_t index;
   uint64_t traps, stub_runs, mismatches;
 };
@@ -209,6 +216,35 @@ class LevelGuard {
   ThreadShadow* ts_;
   CpuState* state_ = nullptr;
 };
+
+//! Runs a program's signal handler the way the kernel would on an AVX-512
+//! CPU. The kernel saves and restores the real registers around a handler;
+//! this saves and restores what the runtime keeps for them: level 0's
+//! emulated registers (zmm0-31 as the shadow holds them, and the snapshot
+//! of ymm0-15 the VEX-write check compares against, k0-7) and an inline
+//! stub's spill words. A handler that runs AVX-512 code then leaves the
+//! interrupted code's registers as they were. (A handler that leaves by
+//! siglongjmp keeps its slot; after four, handlers run unsaved.)
+void call_program_handler(const struct sigaction* act, int sig, siginfo_t* info, void* context) {
+  const LiveSpill spill = t_live_spill;
+  ThreadShadow* ts = t_shadow;
+  ThreadShadow::SavedRegisters* saved = nullptr;
+  if (ts && ts->saved_depth < 4) {
+    saved = &ts->saved[ts->saved_depth++];
+    sys::copy(saved->zmm, ts->level[0].zmm, sizeof saved->zmm);
+    sys::copy(saved->k, ts->level[0].k, sizeof saved->k);
+  }
+  if (act->sa_flags & SA_SIGINFO)
+    act->sa_sigaction(sig, info, context);
+  else
+    act->sa_handler(sig);
+  if (saved) {
+    sys::copy(ts->level[0].zmm, saved->zmm, sizeof saved->zmm);
+    sys::copy(ts->level[0].k, saved->k, sizeof saved->k);
+    --ts->saved_depth;
+  }
+  t_live_spill = spill;
+}
 
 // ---- Runtime globals ----------------------------------------------------------
 
@@ -631,12 +667,7 @@ __attribute__((force_align_arg_pointer)) void handle_fault(int sig, siginfo_t* i
   if (!map_stub_fault(uc)) map_trap_fault(uc);
   const struct sigaction* act = g_fault_action[sig].load(std::memory_order_acquire);
   if (has_handler(act)) {
-    const LiveSpill saved = t_live_spill;
-    if (act->sa_flags & SA_SIGINFO)
-      act->sa_sigaction(sig, info, context);
-    else
-      act->sa_handler(sig);
-    t_live_spill = saved;
+    call_program_handler(act, sig, info, context);
     return;
   }
   // Default action: returning re-executes the faulting access, which now
@@ -764,7 +795,11 @@ bool install_sigill_runtime(const RuntimeOptions& options, std::string& error) {
   // SA_NODEFER: a miss may run libc code that trap injection armed; that
   // nested SIGILL is emulated on the next shadow level.
   sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
+  // Asynchronous signals wait until the emulation is done: a program
+  // handler must see the program's registers, not the runtime's. The
+  // synchronous ones stay open (faults in a translation, nested traps).
+  sigfillset(&sa.sa_mask);
+  for (int sync : {SIGILL, SIGSEGV, SIGBUS, SIGFPE, SIGTRAP, SIGSYS}) sigdelset(&sa.sa_mask, sync);
   struct sigaction old = {};
   if (sigaction(SIGILL, &sa, &old) != 0) {
     error = "cannot install the SIGILL handler";
@@ -819,15 +854,7 @@ __attribute__((force_align_arg_pointer)) void run_wrapped_handler(int sig, sigin
                                                                   void* context) {
   const struct sigaction* act =
       sig > 0 && sig < NSIG ? g_wrapped[sig].load(std::memory_order_acquire) : nullptr;
-  if (!act) return;
-  // An inline stub interrupted between its first spill and its claim of a
-  // level would find these words overwritten by the handler's own stubs.
-  const LiveSpill saved = t_live_spill;
-  if (act->sa_flags & SA_SIGINFO)
-    act->sa_sigaction(sig, info, context);
-  else
-    act->sa_handler(sig);
-  t_live_spill = saved;
+  if (act) call_program_handler(act, sig, info, context);
 }
 
 }  // namespace
@@ -836,7 +863,7 @@ void wrap_signal_action(int sig, const struct sigaction& act, struct sigaction& 
   installed = act;
   const bool handler = (act.sa_flags & SA_SIGINFO) ||
                        (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN);
-  if (sig <= 0 || sig >= NSIG || !handler || !live_stub_env().enabled) return;
+  if (sig <= 0 || sig >= NSIG || !handler) return;
   g_wrapped[sig].store(new struct sigaction(act), std::memory_order_release);
   installed.sa_sigaction = run_wrapped_handler;
   installed.sa_flags |= SA_SIGINFO;

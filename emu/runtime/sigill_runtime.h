@@ -90,9 +90,10 @@ void set_program_sigill_action(const struct sigaction* act, struct sigaction* ol
 //! for them; false for other signals (then wrap_signal_action applies).
 bool set_program_fault_action(int sig, const struct sigaction* act, struct sigaction* old);
 
-//! Handlers the program installs for other signals are wrapped, so that a
-//! signal that lands inside an inline stub's entry finds the stub's spill
-//! words as it left them when it returns (live_stub.h). `act` is the
+//! Handlers the program installs for other signals are wrapped, so that the
+//! emulated AVX-512 registers and an inline stub's spill words are as the
+//! interrupted code left them when the handler returns, as the kernel does
+//! for the real registers. `act` is the
 //! program's; `installed` receives what to pass to the kernel instead (the
 //! same action when nothing needs wrapping). Call `unwrap_signal_action` on
 //! what the kernel reports as the old action.
