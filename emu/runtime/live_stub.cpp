@@ -538,13 +538,7 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     w.movmskb_eax(t);
     w.bytes({0xff, 0xc0});         // inc eax: zero when all 32 bytes were equal
     rare_field[v] = w.jcc(kCcNz);
-    rare_back[v] = w.size();
-    if (v == t) {
-      w.load_ymm(t, ymm_spill(t));
-      w.store_ymm(t, so::zmm(v));
-    } else {
-      w.store_ymm(v, so::zmm(v));
-    }
+    rare_back[v] = w.size();  // unchanged: the block's copy already equals it
     block_current |= uint16_t(1u << v);
   }
 
@@ -686,12 +680,21 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     w.rex_w_rdi(kRax);
     w.byte(0x0b);                            // or rax, [rdi+zmm+24]
     w.modrm_rdi(kRax, so::zmm(v) + 24);
-    w.link(w.jcc(kCcNz), rare_back[v]);
+    const size_t keep_upper = w.jcc(kCcNz);
     w.link(to_zero, w.size());
     for (int q = 0; q < 4; ++q) {            // mov qword [rdi+zmm+32+8q], 0
       w.bytes({0x48, 0xc7});
       w.modrm_rdi(0, so::zmm(v) + 32 + 8 * q);
       w.d32(0);
+    }
+    // The new value becomes the block's copy (t's own is in the spill space).
+    w.link(keep_upper, w.size());
+    if (v == t) {
+      w.load_ymm(t, ymm_spill(t));
+      w.store_ymm(t, so::zmm(v));
+      w.load_ymm(t, ymm_spill(t));
+    } else {
+      w.store_ymm(v, so::zmm(v));
     }
     w.link(w.jmp(), rare_back[v]);
   }
