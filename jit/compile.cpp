@@ -33,10 +33,14 @@ bool compile_to_avx2(const ir::Function& f, CompiledCode& out, std::string& erro
     a.vstmxcsr(c.state(state_offset::kMxcsr));
     a.vldmxcsr(c.state(state_offset::kHostSave));
   }
-  a.vzeroupper();
-  a.ret();
-  out.code_size = c.finish();
+  return finish_translation(c, code, out, error);
+}
 
+bool finish_translation(EmitContext& c, asmjit::CodeHolder& code, CompiledCode& out,
+                        std::string& error) {
+  c.a.vzeroupper();
+  c.a.ret();
+  out.code_size = c.finish();
   if (code.flatten() != asmjit::kErrorOk || code.resolveUnresolvedLinks() != asmjit::kErrorOk) {
     error = "code layout failed";
     return false;

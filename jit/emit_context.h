@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "compile.h"
 #include "cpu_state.h"
 #include "ir.h"
 
@@ -96,6 +97,13 @@ class EmitContext {
   asmjit::Label gp_label_;
   bool gp_used_ = false;
 };
+
+//! Ends a translation (vzeroupper, ret, the shared tails and the constant
+//! pool; compile.cpp) and copies out its position-independent bytes. Both
+//! the memory form and the register form end this way, which is the shape
+//! live_form.h takes apart.
+bool finish_translation(EmitContext& c, asmjit::CodeHolder& code, CompiledCode& out,
+                        std::string& error);
 
 // The single VEX instruction per chunk for element-wise ops, shared by the
 // memory form (the lowerings below) and the register form (register_form.cpp),

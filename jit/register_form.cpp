@@ -500,17 +500,7 @@ bool compile_register_form(const ir::Function& f, bool callable, CompiledCode& o
     a.vstmxcsr(c.state(state_offset::kMxcsr));
     a.vldmxcsr(c.state(state_offset::kHostSave));
   }
-  a.vzeroupper();
-  a.ret();
-  out.code_size = c.finish();
-  if (code.flatten() != asmjit::kErrorOk || code.resolveUnresolvedLinks() != asmjit::kErrorOk) {
-    why = "code layout failed";
-    return false;
-  }
-  out.bytes.resize(code.codeSize());
-  code.relocateToBase(0);
-  code.copyFlattenedData(out.bytes.data(), out.bytes.size(), asmjit::CopySectionFlags::kPadTargetBuffer);
-  return true;
+  return finish_translation(c, code, out, why);
 }
 
 }  // namespace avx512emu::jit
