@@ -8,23 +8,31 @@
 // translations touch (jit/live_form.h):
 //
 //   entry:  spill rdi, rax and the flags (lahf/seto) to fs:[spill]
-//           rdi := fs:[shadow]; no block, or depth != 0  -> slow path
+//           depth != 0, or no block yet (rdi := fs:[shadow])  -> slow path
 //           depth := 1 (a signal handler's emulation now takes level 1)
 //           the spilled words into the block; the GPRs the plan reads or
 //           the translations clobber into the block; MXCSR if read
-//           ymm the translations clobber -> ymm spill space
-//           for each ymm the plan reads: VEX-write detection against what
-//             the last exit left (sigill_runtime.h), then into the block
-//   bodies: each translation's body, copied without its MXCSR prologue,
-//           epilogue, vzeroupper and ret; its constants after the stub
-//   exit:   ymm the plan wrote from the block, clobbered ones from the spill
-//           space; AVX-512 hosts: the emulated upper state into the
-//           hardware (copies of hw_sync's instructions for the registers
-//           the plan restored or wrote); the GPRs back; the flags (the guest's
-//           result when a translation wrote them, else the entry's); depth
-//           := 0; jmp behind the plan's last instruction
+//           VEX-write check of each ymm whose upper half (or, for a memory
+//           form, whose block copy) the plan reads, against the block's
+//           copy of what the last exit left (sigill_runtime.h)
+//   steps:  per instruction: its register form (jit/register_form.h),
+//           computing on the live ymm; or its memory form, with the ymm it
+//           reads stored to the block and the ones it writes loaded back;
+//           or a VEX zeroing idiom / vzeroupper run natively, the block's
+//           upper halves cleared after it. ymm a step clobbers as scratch
+//           go to the spill space first and come back when next needed.
+//           Bodies are copied without their MXCSR prologue/epilogue,
+//           AdvanceRip, vzeroupper and ret; their constants go after the stub
+//   exit:   spilled ymm back; the block's copy of every ymm given a new
+//           value; AVX-512 hosts: the emulated upper state of the registers
+//           the stub wrote into the hardware (copies of hw_sync's
+//           instructions); the GPRs back; the flags (the guest's result when
+//           a translation wrote them, else the entry's); depth := 0; jmp
+//           behind the plan's last instruction
 //   slow:   flags, rax, rdi back from fs:[spill]; then the state-block stub
 //           (push/call avx512emu_stub_entry), below the red zone
+//   table:  per step, where its body and constants are and where the guest's
+//           registers are while it runs (find_live_stub_fault)
 //
 // Nothing is written to the program's stack on the fast path, and no return
 // address of the runtime is ever on it there.
@@ -390,7 +398,7 @@ uint32_t inline_prefix(const StubPlan& plan) {
   uint32_t n = 0;
   for (; n < plan.count; ++n) {
     const Translation* t = plan.sites[n]->translation;
-    if (is_vex_idiom_translation(t)) continue;
+    if (t && is_vex_idiom_translation(t)) continue;
     if (!t || !t->code || !t->code_size ||
         !jit::make_live_form(static_cast<const uint8_t*>(t->code), t->code_size, t->total_size,
                              form, nullptr))
