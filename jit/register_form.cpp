@@ -56,6 +56,12 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
       return i.imm * 8 == i.bits;
     case Op::kStore:
       return i.bits >= 128;
+    // Dword and qword elements: AVX2's vpmaskmov touches enabled elements
+    // only, as the masked AVX-512 access does.
+    case Op::kLoadMasked:
+      return i.imm * 8 == i.bits && ir::elem_bytes(i.elem) >= 4;
+    case Op::kStoreMasked:
+      return i.bits >= 128 && ir::elem_bytes(i.elem) >= 4;
     case Op::kLoadBroadcast:
       return i.nsrc == 1 && (i.imm <= 8 || i.imm == 16 || (i.imm == 32 && bits >= 256));
     case Op::kZeroVec: case Op::kBroadcastGpr:
@@ -194,7 +200,23 @@ class RegisterLowering {
         else loc_[i.dst] = Loc{-1, c_.state(state_offset::zmm(i.reg) + off), false};
         return true;
       case Op::kLoad:
+      case Op::kLoadMasked:
         return lower_load(i, pass, width);
+      case Op::kStoreMasked: {
+        const int m = alloc(), t = alloc(), v = alloc();
+        if (m < 0 || t < 0 || v < 0) return false;
+        c_.expand_mask(vec(m, width), vec(t, width), i.src[2], i.elem, off);
+        c_.a.mov(x86::rsi, c_.value(i.src[0]));
+        if (pass == 0 && i.align > 1) {
+          c_.a.test(x86::rsi, i.align - 1);
+          c_.a.jnz(c_.general_protection_label());
+        }
+        const x86::Vec value = in_register(i.src[1], width, v);
+        if (ir::elem_bytes(i.elem) == 8) c_.a.vpmaskmovq(x86::ptr(x86::rsi, off), vec(m, width), value);
+        else c_.a.vpmaskmovd(x86::ptr(x86::rsi, off), vec(m, width), value);
+        for (int r : {m, t, v}) release(r);
+        return true;
+      }
       case Op::kStore: {
         c_.a.mov(x86::rsi, c_.value(i.src[0]));
         if (pass == 0 && i.align > 1) {
@@ -286,7 +308,18 @@ class RegisterLowering {
         const int r = alloc();
         if (r < 0) return false;
         hoisted_[i.dst][q] = r;
-        c_.a.vmovdqu(vec(r, width), x86::ptr(x86::rsi, 32 * q));
+        if (i.op == Op::kLoad) {
+          c_.a.vmovdqu(vec(r, width), x86::ptr(x86::rsi, 32 * q));
+          continue;
+        }
+        // Masked: zero in the masked-off elements, which are not touched.
+        const int m = alloc(), t = alloc();
+        if (m < 0 || t < 0) return false;
+        c_.expand_mask(vec(m, width), vec(t, width), i.src[1], i.elem, 32 * q);
+        if (ir::elem_bytes(i.elem) == 8) c_.a.vpmaskmovq(vec(r, width), vec(m, width), x86::ptr(x86::rsi, 32 * q));
+        else c_.a.vpmaskmovd(vec(r, width), vec(m, width), x86::ptr(x86::rsi, 32 * q));
+        release(m);
+        release(t);
       }
     }
     loc_[i.dst] = Loc{hoisted_[i.dst][pass], {}, true};
