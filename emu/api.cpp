@@ -116,13 +116,26 @@ TranslateResult translate(const uint8_t* bytes, size_t size) {
     return result;
   }
   const jit::CacheKey key = key_of(d);
+  // The register form (register_form.h), for the runtime's inline stubs.
+  // Cache files hold the memory form only, so a file hit gets one here too.
+  // With AVX512EMU_CHECK_REGISTER_FORM=1 its callable wrapping stands in for
+  // the memory form below, so that everything that runs translations (the
+  // differential suite first) checks the register form instead.
+  jit::CompiledCode live;
+  jit::RegisterFormUse use;
+  jit::RegisterCode register_code;
+  std::string why;
+  if (jit::compile_register_form(f, /*callable=*/false, live, use, why))
+    register_code = {live.bytes.data(), live.bytes.size(), live.code_size, use.low_read,
+                     use.low_written};
+  const jit::RegisterCode* register_form = register_code.bytes ? &register_code : nullptr;
   if (loaded_files().count.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(loaded_files().mutex);
     for (const auto& file : loaded_files().files) {
       uint32_t code_size = 0, total_size = 0;
       if (const void* code = file->lookup(key, &code_size, &total_size)) {
-        result.translation =
-            process_cache().insert_external(key, code, code_size, total_size, d.mnemonic);
+        result.translation = process_cache().insert_external(key, code, code_size, total_size,
+                                                             d.mnemonic, register_form);
         if (result.translation) {
           counters().file_hits.fetch_add(1, std::memory_order_relaxed);
           return result;
@@ -131,39 +144,26 @@ TranslateResult translate(const uint8_t* bytes, size_t size) {
     }
   }
   jit::CompiledCode code;
-  std::string why;
   if (!jit::compile_to_avx2(f, code, why)) {
     counters().failures.fetch_add(1, std::memory_order_relaxed);
     result.error = TranslateError::kUnsupported;
     result.message = std::string(d.mnemonic) + ": " + why;
     return result;
   }
-  // The register form, for the runtime's inline stubs. With
-  // AVX512EMU_CHECK_REGISTER_FORM=1 its callable wrapping stands in for the
-  // memory form, so that everything that runs translations (the
-  // differential suite first) checks the register form instead.
-  jit::CompiledCode live;
-  jit::RegisterFormUse use;
-  jit::RegisterCode register_code;
-  if (jit::compile_register_form(f, /*callable=*/false, live, use, why)) {
-    register_code = {live.bytes.data(), live.bytes.size(), live.code_size, use.low_read,
-                     use.low_written};
-    static const bool check = [] {
-      const char* v = std::getenv("AVX512EMU_CHECK_REGISTER_FORM");
-      return v && *v && std::strcmp(v, "0") != 0;
-    }();
-    if (check) {
-      jit::RegisterFormUse unused;
-      if (!jit::compile_register_form(f, /*callable=*/true, code, unused, why)) {
-        result.error = TranslateError::kUnsupported;
-        result.message = std::string(d.mnemonic) + ": register form: " + why;
-        return result;
-      }
+  static const bool check = [] {
+    const char* v = std::getenv("AVX512EMU_CHECK_REGISTER_FORM");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  if (check && register_form) {
+    jit::RegisterFormUse unused;
+    if (!jit::compile_register_form(f, /*callable=*/true, code, unused, why)) {
+      result.error = TranslateError::kUnsupported;
+      result.message = std::string(d.mnemonic) + ": register form: " + why;
+      return result;
     }
   }
   result.translation = process_cache().insert(key, code.bytes.data(), code.bytes.size(),
-                                              code.code_size, d.mnemonic,
-                                              register_code.bytes ? &register_code : nullptr);
+                                              code.code_size, d.mnemonic, register_form);
   if (!result.translation) {
     counters().failures.fetch_add(1, std::memory_order_relaxed);
     result.error = TranslateError::kUnsupported;

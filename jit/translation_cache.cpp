@@ -61,23 +61,32 @@ const CacheEntry* TranslationCache::insert(const CacheKey& key, const uint8_t* c
   if (impl_->allocator.alloc(&rx, &rw, total_size) != asmjit::kErrorOk) return nullptr;
   std::memcpy(rw, code, total_size);
   impl_->code_blocks.push_back(rx);
-  void* register_rx = nullptr;
-  if (register_code && register_code->bytes &&
-      impl_->allocator.alloc(&register_rx, &rw, register_code->total_size) == asmjit::kErrorOk) {
-    std::memcpy(rw, register_code->bytes, register_code->total_size);
-    impl_->code_blocks.push_back(register_rx);
-  }
+  void* register_rx = place_register_code(register_code);
   return publish(key, rx, code_size, total_size, mnemonic, register_rx ? register_code : nullptr,
                  register_rx);
 }
 
+void* TranslationCache::place_register_code(const RegisterCode* register_code) {
+  void* rx = nullptr;
+  void* rw = nullptr;
+  if (!register_code || !register_code->bytes ||
+      impl_->allocator.alloc(&rx, &rw, register_code->total_size) != asmjit::kErrorOk)
+    return nullptr;
+  std::memcpy(rw, register_code->bytes, register_code->total_size);
+  impl_->code_blocks.push_back(rx);
+  return rx;
+}
+
 const CacheEntry* TranslationCache::insert_external(const CacheKey& key, const void* code,
                                                     size_t code_size, size_t total_size,
-                                                    const char* mnemonic) {
+                                                    const char* mnemonic,
+                                                    const RegisterCode* register_code) {
   std::lock_guard<std::mutex> lock(impl_->insert_mutex);
   if (const CacheEntry* existing = lookup(key)) return existing;
   if (full()) return nullptr;
-  return publish(key, code, code_size, total_size, mnemonic);
+  void* register_rx = place_register_code(register_code);
+  return publish(key, code, code_size, total_size, mnemonic, register_rx ? register_code : nullptr,
+                 register_rx);
 }
 
 bool TranslationCache::full() const {

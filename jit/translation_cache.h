@@ -62,15 +62,20 @@ class TranslationCache {
                            const RegisterCode* register_code = nullptr);
 
   //! Publishes an entry whose code already lives in executable memory owned
-  //! by someone else (a mapped cache file that outlives this cache).
+  //! by someone else (a mapped cache file that outlives this cache); its
+  //! register form, when given, is copied into this cache's memory.
   const CacheEntry* insert_external(const CacheKey& key, const void* code, size_t code_size,
-                                    size_t total_size, const char* mnemonic);
+                                    size_t total_size, const char* mnemonic,
+                                    const RegisterCode* register_code = nullptr);
 
   size_t size() const { return count_.load(std::memory_order_relaxed); }
 
  private:
   struct Impl;
   bool full() const;
+  //! Copies a register form into executable memory; null when there is none
+  //! or no memory is left. Insert mutex held.
+  void* place_register_code(const RegisterCode* register_code);
   const CacheEntry* publish(const CacheKey& key, const void* code, size_t code_size,
                             size_t total_size, const char* mnemonic,
                             const RegisterCode* register_code = nullptr,
