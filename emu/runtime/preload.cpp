@@ -161,7 +161,8 @@ extern "C" __attribute__((visibility("default"))) int sigaction(int sig,
   }
   if (!sigill_runtime_installed()) return real(sig, act, old);
   if (set_program_fault_action(sig, act, old)) return 0;
-  // Other handlers run through the runtime's wrapper (inline stubs).
+  // Other handlers run through the runtime's wrapper (emulated registers
+  // saved around them, sigill_runtime.h).
   struct sigaction installed;
   if (act) wrap_signal_action(sig, *act, installed);
   const int rc = real(sig, act ? &installed : nullptr, old);

@@ -453,6 +453,11 @@ bool patch_site(Site& site, const SiteTable& sites) {
     if (!next || !next->translation || !in_code_region(next->address, next->length)) break;
     plan->sites[plan->count++] = next;
   }
+  // A follower whose translation cannot run inline ends the plan, so the
+  // sites before it still can (decided before the way in, which depends on
+  // the plan's length).
+  if (live_stub_env().enabled)
+    if (const uint32_t n = inline_prefix(*plan)) plan->count = n;
 
   // Three ways in, by what fits at the site:
   //  - 5 bytes or more: jmp rel32 to the stub (within rel32 reach).
@@ -489,10 +494,6 @@ bool patch_site(Site& site, const SiteTable& sites) {
   // at a 64-byte aligned address, allocate with room for the padding, then
   // build it where it goes.
   static uint8_t live_bytes[kMaxLiveStub];  // guarded by the patch lock
-  // A follower without a live form (a hand-built translation such as
-  // vzeroupper's) ends the plan, so the rest of it can still run inline.
-  if (live_stub_env().enabled)
-    if (const uint32_t n = inline_prefix(*plan)) plan->count = n;
   const size_t measured = build_live_stub(0, *plan, live_bytes, sizeof live_bytes, nullptr);
   const uint64_t want = measured ? measured + 32 * plan->count : kStubSize;
   uint64_t stub = alloc_stub(lo, hi, target, want);
