@@ -139,6 +139,12 @@ struct RotateRegs {
   x86::Vec out, a, b, hi, lo, n, rest;
 };
 bool is_rotate(ir::Op op);
+//! Copies the enabled elements only (`count` elements of `eb` bytes, mask
+//! value `mask`) between [rsi] and `vec`, in element order: the exact-fault
+//! path of masked loads and stores (lower_core.cpp). Clobbers rax, rcx, rdx
+//! and r8.
+void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
+                           ir::ValueId mask);
 void emit_rotate_chunk(EmitContext& c, const ir::Inst& inst, const RotateRegs& r);
 void emit_mask_compare_chunk(EmitContext& c, const ir::Inst& inst, int off, const MaskCompareRegs& r);
 void emit_mask_compare_finish(EmitContext& c, const ir::Inst& inst, const asmjit::Operand& mask);

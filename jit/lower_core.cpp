@@ -185,11 +185,6 @@ void load_mask_rcx(EmitContext& c, ir::ValueId mask, int count) {
   }
 }
 
-void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
-                           ir::ValueId mask) {
-  load_mask_rcx(c, mask, count);
-  copy_enabled_elements_rcx(c, store, vec, eb);
-}
 
 //! Masked load: no access at all when no element is enabled; one whole load
 //! plus a lane-mask AND when the access stays inside one page (the real
@@ -540,6 +535,12 @@ void lower_broadcast_gpr(EmitContext& c, const Inst& i) {
 }
 
 }  // namespace
+
+void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
+                           ir::ValueId mask) {
+  load_mask_rcx(c, mask, count);
+  copy_enabled_elements_rcx(c, store, vec, eb);
+}
 
 bool lower_core(EmitContext& c, const Inst& i) {
   switch (i.op) {

@@ -59,7 +59,7 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
     // Dword and qword elements: AVX2's vpmaskmov touches enabled elements
     // only, as the masked AVX-512 access does.
     case Op::kLoadMasked:
-      return i.imm * 8 == i.bits && ir::elem_bytes(i.elem) >= 4;
+      return i.imm * 8 == i.bits;
     case Op::kStoreMasked:
       return i.bits >= 128 && ir::elem_bytes(i.elem) >= 4;
     case Op::kLoadBroadcast:
@@ -297,6 +297,8 @@ class RegisterLowering {
 
   bool lower_load(const Inst& i, int pass, int width) {
     const int passes = bits_ <= 128 ? 1 : bits_ / 256;
+    if (pass == 0 && i.op == Op::kLoadMasked && ir::elem_bytes(i.elem) < 4)
+      return lower_load_masked_narrow(i, width);
     if (pass == 0) {
       // Every chunk now, in address order, before anything is written.
       c_.a.mov(x86::rsi, c_.value(i.src[0]));
@@ -323,6 +325,65 @@ class RegisterLowering {
       }
     }
     loc_[i.dst] = Loc{hoisted_[i.dst][pass], {}, true};
+    return true;
+  }
+
+  //! Byte and word masked loads (AVX2 has no masked access at that grain),
+  //! as the memory form does them: nothing touched when no element is
+  //! enabled; one whole load and a lane-mask AND when the access stays in
+  //! one page (the instruction touches that page anyway); else element by
+  //! element into the value's slot. Every chunk is loaded here, in pass 0.
+  bool lower_load_masked_narrow(const Inst& i, int width) {
+    const int passes_n = passes(), eb = ir::elem_bytes(i.elem), bytes = int(i.imm);
+    const int count = bytes / eb;
+    int h[2] = {-1, -1};
+    for (int q = 0; q < passes_n; ++q)
+      if ((h[q] = hoisted_[i.dst][q] = alloc()) < 0) return false;
+    const int m = alloc(), t = alloc();
+    if (m < 0 || t < 0) return false;
+    asmjit::Label none = c_.a.newLabel(), slow = c_.a.newLabel(), done = c_.a.newLabel();
+    c_.a.mov(x86::rsi, c_.value(i.src[0]));
+    if (i.align > 1) {
+      c_.a.test(x86::rsi, i.align - 1);
+      c_.a.jnz(c_.general_protection_label());
+    }
+    c_.a.mov(x86::rcx, c_.value(i.src[1]));
+    if (count < 64) {
+      c_.a.mov(x86::rdx, count >= 64 ? ~0ull : (1ull << count) - 1);
+      c_.a.and_(x86::rcx, x86::rdx);
+    }
+    c_.a.test(x86::rcx, x86::rcx);
+    c_.a.jz(none);
+    c_.a.mov(x86::eax, x86::esi);
+    c_.a.and_(x86::eax, 4095);
+    c_.a.cmp(x86::eax, 4096 - bytes);
+    c_.a.ja(slow);
+    for (int q = 0; q < passes_n; ++q) {
+      c_.expand_mask(vec(m, width), vec(t, width), i.src[1], i.elem, 32 * q);
+      c_.a.vpand(vec(h[q], width), vec(m, width), x86::ptr(x86::rsi, 32 * q));
+    }
+    c_.a.jmp(done);
+    c_.a.bind(slow);
+    const x86::Mem slot = c_.value(i.dst);
+    c_.a.vpxor(vec(t, 16), vec(t, 16), vec(t, 16));
+    for (int q = 0; q < passes_n; ++q) {
+      x86::Mem part = slot;
+      part.addOffset(32 * q);
+      c_.a.vmovdqu(part, vec(t, width));
+    }
+    copy_enabled_elements(c_, /*store=*/false, slot, eb, count, i.src[1]);
+    for (int q = 0; q < passes_n; ++q) {
+      x86::Mem part = slot;
+      part.addOffset(32 * q);
+      c_.a.vmovdqu(vec(h[q], width), part);
+    }
+    c_.a.jmp(done);
+    c_.a.bind(none);
+    for (int q = 0; q < passes_n; ++q) c_.a.vpxor(vec(h[q], 16), vec(h[q], 16), vec(h[q], 16));
+    c_.a.bind(done);
+    release(m);
+    release(t);
+    loc_[i.dst] = Loc{h[0], {}, true};
     return true;
   }
 

@@ -13,7 +13,7 @@
 //     constants), so live_form.h takes them apart the same way.
 // Only instructions whose every IR op has a register lowering get a register
 // form (element-wise integer and FP ops, in-lane shuffles, rotates, compares
-// into masks, plain and broadcast loads, stores, masked dword/qword loads and
+// into masks, plain, broadcast and masked loads, stores, masked dword/qword
 // stores, merge/zero masking, opmask and GPR ops); the others keep the
 // memory form.
 // Each op's host instruction comes from the same tables as the memory form
