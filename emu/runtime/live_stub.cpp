@@ -50,10 +50,11 @@
 extern "C" void avx512emu_stub_entry();
 extern "C" void avx512emu_live_hw_sync();
 
-// Never called: a table of the instructions that load the emulated AVX-512
-// state of the block at rdi into the hardware, which stubs copy from (one
-// per register). Offsets are CpuState's (static_asserts below): k at 192,
-// zmm at 256.
+// Loads the emulated AVX-512 state of the block at rdi into the hardware
+// (AVX-512 hosts only): the state-block stub entry calls it whole, and
+// inline stubs copy the instructions for the registers they wrote (one per
+// register, in register order). Offsets are CpuState's (static_asserts
+// below): k at 192, zmm at 256.
 __asm__(R"(
   .text
   .globl avx512emu_live_hw_sync

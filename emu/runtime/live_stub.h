@@ -63,10 +63,10 @@ void register_live_stub(uint64_t start, size_t size);
 //! Finds the stub step that `rip` is in. Async-signal-safe, lock-free.
 bool find_live_stub_fault(uint64_t rip, LiveStubFault& out);
 
-//! Address of the instructions that load the emulated AVX-512 state
-//! (zmm0-15 bits 511:256, zmm16-31, k0-7) of the block at rdi into the
-//! hardware, one per register, which AVX-512 hosts' stubs copy so that
-//! natively executed AVX-512 code sees the results.
+//! Address of the routine that loads the emulated AVX-512 state (zmm0-15
+//! bits 511:256, zmm16-31, k0-7) of the block at rdi into the hardware, one
+//! instruction per register then ret. AVX-512 hosts' stubs run it (or copy
+//! its instructions), so natively executed AVX-512 code sees the results.
 uint64_t live_hw_sync_address();
 
 }  // namespace avx512emu::runtime

@@ -42,8 +42,6 @@ namespace avx512emu::runtime {
 static_assert(offsetof(StubFrame, rflags) == 128);
 static_assert(offsetof(StubFrame, mxcsr) == 136);
 static_assert(offsetof(StubFrame, hw_sync_state) == 144);
-// The entry reads these CpuState fields by fixed offset.
-static_assert(state_offset::zmm(0) == 256 && state_offset::k(0) == 192);
 static_assert(offsetof(StubFrame, ymm) == 192);
 static_assert(sizeof(StubFrame) == 704);
 
@@ -125,46 +123,8 @@ avx512emu_stub_entry:
   mov rcx, [rsp+144]             # hw_sync_state
   test rcx, rcx
   jz 1f
-  vinserti64x4 zmm0, zmm0, ymmword ptr [rcx+288], 1
-  vinserti64x4 zmm1, zmm1, ymmword ptr [rcx+352], 1
-  vinserti64x4 zmm2, zmm2, ymmword ptr [rcx+416], 1
-  vinserti64x4 zmm3, zmm3, ymmword ptr [rcx+480], 1
-  vinserti64x4 zmm4, zmm4, ymmword ptr [rcx+544], 1
-  vinserti64x4 zmm5, zmm5, ymmword ptr [rcx+608], 1
-  vinserti64x4 zmm6, zmm6, ymmword ptr [rcx+672], 1
-  vinserti64x4 zmm7, zmm7, ymmword ptr [rcx+736], 1
-  vinserti64x4 zmm8, zmm8, ymmword ptr [rcx+800], 1
-  vinserti64x4 zmm9, zmm9, ymmword ptr [rcx+864], 1
-  vinserti64x4 zmm10, zmm10, ymmword ptr [rcx+928], 1
-  vinserti64x4 zmm11, zmm11, ymmword ptr [rcx+992], 1
-  vinserti64x4 zmm12, zmm12, ymmword ptr [rcx+1056], 1
-  vinserti64x4 zmm13, zmm13, ymmword ptr [rcx+1120], 1
-  vinserti64x4 zmm14, zmm14, ymmword ptr [rcx+1184], 1
-  vinserti64x4 zmm15, zmm15, ymmword ptr [rcx+1248], 1
-  vmovdqu64 zmm16, zmmword ptr [rcx+1280]
-  vmovdqu64 zmm17, zmmword ptr [rcx+1344]
-  vmovdqu64 zmm18, zmmword ptr [rcx+1408]
-  vmovdqu64 zmm19, zmmword ptr [rcx+1472]
-  vmovdqu64 zmm20, zmmword ptr [rcx+1536]
-  vmovdqu64 zmm21, zmmword ptr [rcx+1600]
-  vmovdqu64 zmm22, zmmword ptr [rcx+1664]
-  vmovdqu64 zmm23, zmmword ptr [rcx+1728]
-  vmovdqu64 zmm24, zmmword ptr [rcx+1792]
-  vmovdqu64 zmm25, zmmword ptr [rcx+1856]
-  vmovdqu64 zmm26, zmmword ptr [rcx+1920]
-  vmovdqu64 zmm27, zmmword ptr [rcx+1984]
-  vmovdqu64 zmm28, zmmword ptr [rcx+2048]
-  vmovdqu64 zmm29, zmmword ptr [rcx+2112]
-  vmovdqu64 zmm30, zmmword ptr [rcx+2176]
-  vmovdqu64 zmm31, zmmword ptr [rcx+2240]
-  kmovq k0, qword ptr [rcx+192]
-  kmovq k1, qword ptr [rcx+200]
-  kmovq k2, qword ptr [rcx+208]
-  kmovq k3, qword ptr [rcx+216]
-  kmovq k4, qword ptr [rcx+224]
-  kmovq k5, qword ptr [rcx+232]
-  kmovq k6, qword ptr [rcx+240]
-  kmovq k7, qword ptr [rcx+248]
+  mov rdi, rcx                 # (rdi is reloaded from the frame below)
+  call avx512emu_live_hw_sync  # zmm0-15 bits 511:256, zmm16-31, k0-7 from the block
 1:
   mov rcx, [rsp+128]
   mov [rbp+8], rcx
