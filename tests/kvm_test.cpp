@@ -11,6 +11,7 @@
 
 #include "guest_abi.h"
 #include "kvm_workload_reference.h"
+#include "vm_process.h"
 #include "mini_vmm.h"
 
 namespace avx512emu::kvm {
@@ -50,14 +51,15 @@ TEST_F(KvmTest, WorkloadsGiveTheReferenceResultNativeAndEmulated) {
   for (const WorkloadInfo& w : bundled_workloads()) {
     SCOPED_TRACE(w.name);
     const uint64_t expected = reference(w.id);
+    const RunOutcome e = make_vm(avx2_only())->run(w.id);
+    ASSERT_EQ(e.kind, RunOutcome::Kind::kResult) << describe(e);
+    EXPECT_EQ(e.result, expected);
+    if (!testing::host_runs_avx512()) continue;  // no native leg on an AVX2-only CPU
     VmOptions native;
     native.native = true;
     const RunOutcome n = make_vm(native)->run(w.id);
-    const RunOutcome e = make_vm(avx2_only())->run(w.id);
     ASSERT_EQ(n.kind, RunOutcome::Kind::kResult) << describe(n);
-    ASSERT_EQ(e.kind, RunOutcome::Kind::kResult) << describe(e);
     EXPECT_EQ(n.result, expected);
-    EXPECT_EQ(e.result, expected);
     EXPECT_EQ(e.result, n.result);
   }
 }

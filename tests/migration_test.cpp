@@ -38,6 +38,8 @@ namespace avx512emu::kvm {
 namespace {
 
 using testing::VmProcess;
+using testing::host_runs_avx512;
+using testing::native_if_possible;
 
 const std::string kCli = AVX512EMU_CLI;
 // Progress events per workload: one per main-loop iteration (guest/workloads.c).
@@ -48,10 +50,10 @@ std::string expected_line(const WorkloadInfo& w) {
   return std::string(w.name) + " " + std::to_string(workload_reference::reference(w.id)) + "\n";
 }
 
-//! The workload's stdout from an unmigrated native run.
-std::string unmigrated_native(const WorkloadInfo& w) {
+//! The workload's stdout from an unmigrated run in `mode`.
+std::string unmigrated(const WorkloadInfo& w, const std::string& mode) {
   VmProcess p;
-  EXPECT_TRUE(p.start({kCli, "vm", "--native", w.name}));
+  EXPECT_TRUE(p.start({kCli, "vm", mode, w.name}));
   EXPECT_TRUE(p.finish(kDeadline)) << p.describe();
   EXPECT_EQ(p.exit_code(), 0) << p.describe();
   return p.out();
@@ -124,6 +126,8 @@ struct Point {
   uint64_t workload;
   uint64_t after;  //!< progress event of the switchover
   bool to_avx2;    //!< native -> avx2-only, else avx2-only -> native
+                   //!< (on an AVX2-only CPU: avx2-only -> avx2-only, and
+                   //!< the way back is skipped)
 };
 
 std::string point_name(const ::testing::TestParamInfo<Point>& info) {
@@ -138,10 +142,12 @@ class MigrationPointTest : public MigrationTest, public ::testing::WithParamInte
 TEST_P(MigrationPointTest, DestinationFinishesWithTheUnmigratedResult) {
   const Point& p = GetParam();
   const WorkloadInfo& w = workload(p.workload);
-  const std::string source_mode = p.to_avx2 ? "--native" : "--avx2-only";
+  if (!p.to_avx2 && !host_runs_avx512())
+    GTEST_SKIP() << "the destination runs --native, which needs AVX-512 on this CPU";
+  const std::string source_mode = p.to_avx2 ? native_if_possible() : "--avx2-only";
   const std::string destination_mode = p.to_avx2 ? "--avx2-only" : "--native";
-  const std::string unmigrated = unmigrated_native(w);
-  ASSERT_EQ(unmigrated, expected_line(w));
+  const std::string unmigrated_out = unmigrated(w, source_mode);
+  ASSERT_EQ(unmigrated_out, expected_line(w));
 
   VmProcess d, s;
   const uint16_t port = start_destination(d, destination_mode);
@@ -170,10 +176,9 @@ TEST_P(MigrationPointTest, DestinationFinishesWithTheUnmigratedResult) {
   // The destination finished the workload: the same stdout as a run that
   // never migrated, and the plain C++ result.
   EXPECT_EQ(d.exit_code(), 0) << d.describe();
-  EXPECT_EQ(d.out(), unmigrated) << d.describe();
+  EXPECT_EQ(d.out(), unmigrated_out) << d.describe();
   EXPECT_EQ(d.out(), expected_line(w)) << d.describe();
-  EXPECT_NE(d.err().find("migrated in from a " + std::string(p.to_avx2 ? "native" : "avx2-only") +
-                         " source"),
+  EXPECT_NE(d.err().find("migrated in from a " + source_mode.substr(2) + " source"),
             std::string::npos)
       << d.describe();
   EXPECT_NE(d.err().find("resuming at progress event " + std::to_string(p.after)),
@@ -233,7 +238,7 @@ TEST_F(MigrationTest, SourceWithAFeatureTheDestinationCannotEmulateIsRefused) {
   VmProcess dest, source;
   const uint16_t port = start_destination(dest, "--avx2-only");
   ASSERT_NE(port, 0) << dest.describe();
-  std::vector<std::string> args = source_args("--native", port, kIterations / 2, w);
+  std::vector<std::string> args = source_args(native_if_possible(), port, kIterations / 2, w);
   args.insert(args.end() - 1, {"--source-feature-map", map_path});
   ASSERT_TRUE(source.start(args));
   ASSERT_TRUE(source.finish(kDeadline)) << source.describe();
@@ -383,7 +388,7 @@ void migrate_through_proxy(uint64_t cut_at, uint64_t flip_at, VmProcess& source,
   const WorkloadInfo& w = workload(GUEST_WORKLOAD_BYTE_HISTOGRAM);
   {
     DamagingProxy proxy(port, cut_at, flip_at);
-    ASSERT_TRUE(source.start(source_args("--native", proxy.port(), kIterations / 2, w)));
+    ASSERT_TRUE(source.start(source_args(native_if_possible(), proxy.port(), kIterations / 2, w)));
     ASSERT_TRUE(source.finish(kDeadline)) << source.describe();
     ASSERT_TRUE(dest.finish(kDeadline)) << dest.describe();
     forwarded = proxy.forwarded();
@@ -490,7 +495,14 @@ class FakeDestination {
 };
 
 class FailingDestinationTest : public MigrationTest,
-                               public ::testing::WithParamInterface<const char*> {};
+                               public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    MigrationTest::SetUp();
+    if (std::string(GetParam()) == "--native" && !host_runs_avx512())
+      GTEST_SKIP() << "a --native source needs AVX-512 on this CPU";
+  }
+};
 
 TEST_P(FailingDestinationTest, DestinationDyingMidStreamLosesNothing) {
   const WorkloadInfo& w = workload(GUEST_WORKLOAD_PREFIX_SUM);

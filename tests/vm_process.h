@@ -21,6 +21,21 @@
 
 namespace avx512emu::testing {
 
+//! Whether this CPU runs AVX-512 itself, as a guest in `vm --native` mode
+//! needs. On an AVX2-only host (the hosts avx512emu is for) every VM runs
+//! `--avx2-only`.
+inline bool host_runs_avx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512cd");
+}
+
+//! The mode for a VM whose AVX-512 should run on the CPU where it can:
+//! `--native` on an AVX-512 host, else `--avx2-only`.
+inline const char* native_if_possible() {
+  return host_runs_avx512() ? "--native" : "--avx2-only";
+}
+
 class VmProcess {
  public:
   using Clock = std::chrono::steady_clock;

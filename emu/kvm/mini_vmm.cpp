@@ -93,6 +93,14 @@ struct CpuidList {
 constexpr unsigned long kKvmGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, 8);
 constexpr unsigned long kKvmSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, 8);
 
+//! Whether KVM would give a guest AVX512F (CPUID.7.0:EBX[16]).
+bool offers_avx512f(const CpuidList& cpuid) {
+  for (uint32_t i = 0; i < cpuid.nent && i < 256; ++i)
+    if (cpuid.entries[i].function == 7 && cpuid.entries[i].index == 0)
+      return cpuid.entries[i].ebx & (1u << 16);
+  return false;
+}
+
 void clear_avx512_cpuid(CpuidList& cpuid) {
   for (uint32_t i = 0; i < cpuid.nent && i < 256; ++i) {
     kvm_cpuid_entry2& e = cpuid.entries[i];
@@ -130,26 +138,36 @@ kvm_segment flat_segment(uint16_t selector, uint8_t type, bool code) {
   return s;
 }
 
-//! The probe image: vpaddd zmm0, zmm0, zmm0; then report result 0.
-constexpr uint64_t kProbeOutAddress = GUEST_IMAGE_BASE + sizeof(GuestImageHeader) + 8;
-std::vector<uint8_t> probe_image() {
+//! A probe image: optionally vpaddd zmm0, zmm0, zmm0; then report result 0.
+//! The AVX-512 probe tells whether the CPU (or PVM's emulation) runs the
+//! instruction although XCR0 hides it; the plain one tells where KVM leaves
+//! RIP on a port I/O exit, which the adapter needs on every host (PVM
+//! reports it after the OUT, VMX at it), so it must not depend on the
+//! AVX-512 instruction getting through first.
+constexpr uint8_t kProbeVpaddd[] = {0x62, 0xf1, 0x7d, 0x48, 0xfe, 0xc0};
+constexpr uint8_t kProbeReport[] = {0x31, 0xff,               // xor edi, edi
+                                    0xe6, GUEST_PORT_RESULT,  // out result, al
+                                    0xeb, 0xfe};              // jmp $
+constexpr uint64_t kProbeCode = GUEST_IMAGE_BASE + sizeof(GuestImageHeader);
+
+std::vector<uint8_t> probe_image(bool with_avx512) {
+  std::vector<uint8_t> code;
+  if (with_avx512) code.assign(std::begin(kProbeVpaddd), std::end(kProbeVpaddd));
+  code.insert(code.end(), std::begin(kProbeReport), std::end(kProbeReport));
   GuestImageHeader h{};
   h.magic = GUEST_IMAGE_MAGIC;
-  h.entry = GUEST_IMAGE_BASE + sizeof h;
-  const uint8_t code[] = {0x62, 0xf1,
-                          0x7d, 0x48,
-                          0xfe, 0xc0,               // vpaddd zmm0, zmm0, zmm0
-                          0x31, 0xff,               // xor edi, edi
-                          0xe6, GUEST_PORT_RESULT,  // out result, al
-                          0xeb, 0xfe};              // jmp $
+  h.entry = kProbeCode;
   h.text_start = h.entry;
-  h.text_end = h.entry + sizeof code;
+  h.text_end = h.entry + code.size();
   h.image_end = h.text_end;
-  std::vector<uint8_t> image(sizeof h + sizeof code);
+  std::vector<uint8_t> image(sizeof h);
   std::memcpy(image.data(), &h, sizeof h);
-  std::memcpy(image.data() + sizeof h, code, sizeof code);
+  image.insert(image.end(), code.begin(), code.end());
   return image;
 }
+
+//! Address of the OUT in the plain probe.
+constexpr uint64_t kProbeOutAddress = kProbeCode + 2;
 
 }  // namespace
 
@@ -235,21 +253,27 @@ bool probe_kvm_host(KvmHostTraits& traits, std::string& error) {
       KvmHostTraits traits;
       std::string error;
     } p;
-    MiniVmm vm;
     VmOptions o;
     o.timeout_seconds = 5;
-    const std::vector<uint8_t> image = probe_image();
-    if (!vm.create(o, p.error, &image, /*install_adapter=*/false)) return p;
-    const RunOutcome r = vm.run(0);
-    if (r.kind == RunOutcome::Kind::kResult) {
-      p.ok = true;  // AVX-512 ran although XCR0 hides it: PVM
-      p.traits.io_exit_rip_after_out = r.exit_rip == kProbeOutAddress + 2;
-    } else if (r.kind == RunOutcome::Kind::kGuestException && r.vector == 6) {
+    RunOutcome plain, avx512;
+    for (bool with_avx512 : {false, true}) {
+      MiniVmm vm;
+      const std::vector<uint8_t> image = probe_image(with_avx512);
+      if (!vm.create(o, p.error, &image, /*install_adapter=*/false)) return p;
+      (with_avx512 ? avx512 : plain) = vm.run(0);
+    }
+    if (plain.kind != RunOutcome::Kind::kResult) {
+      p.error = "the probe guest failed: " + plain.message;
+      return p;
+    }
+    p.traits.io_exit_rip_after_out = plain.exit_rip == kProbeOutAddress + 2;
+    if (avx512.kind == RunOutcome::Kind::kResult) {
+      p.ok = true;  // AVX-512 ran although XCR0 hides it: PVM on an AVX-512 CPU
+    } else if (avx512.kind == RunOutcome::Kind::kGuestException && avx512.vector == 6) {
       p.ok = true;
       p.traits.trap_mode = TrapMode::kNaturalUd;
-      // The #UD came first; VMX KVM reports port I/O at the instruction.
     } else {
-      p.error = "the probe guest failed: " + r.message;
+      p.error = "the AVX-512 probe guest failed: " + avx512.message;
     }
     return p;
   }();
@@ -597,6 +621,10 @@ bool MiniVmm::setup_cpu(std::string& error) {
   cpuid->nent = 256;
   if (ioctl(fds_->kvm.get(), kKvmGetSupportedCpuid, cpuid.get()) < 0) {
     error = errno_text("KVM_GET_SUPPORTED_CPUID");
+    return false;
+  }
+  if (options_.native && !offers_avx512f(*cpuid)) {
+    error = "--native needs AVX-512 in the guest, but KVM offers none on this CPU (use --avx2-only)";
     return false;
   }
   if (!options_.native) clear_avx512_cpuid(*cpuid);
