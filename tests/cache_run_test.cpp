@@ -20,6 +20,7 @@
 namespace {
 
 using avx512emu::testing::Outcome;
+using avx512emu::testing::reference_run;
 using avx512emu::testing::run;
 
 using avx512emu::jit::CacheFileEntry;
@@ -99,7 +100,7 @@ void reseal_header(std::string& file) {
 }
 
 TEST(CacheRun, CoveredProgramRunsWithZeroJitTranslations) {
-  const Outcome native = run({kProgram});
+  const Outcome native = reference_run({kProgram}, AVX512EMU_PRELOAD_LIBRARY);
   ASSERT_EQ(native.exit_code, 0) << native.err;
   ASSERT_FALSE(native.out.empty());
   const Outcome cached = run_with_cache(covering_cache());
@@ -115,7 +116,7 @@ TEST(CacheRun, CoveredProgramRunsWithZeroJitTranslations) {
 // The control: a cache of the program alone leaves libc's AVX-512 code to
 // the JIT, so the counters above really distinguish covered from not.
 TEST(CacheRun, PartialCacheLeavesTheRestToTheJit) {
-  const Outcome native = run({kProgram});
+  const Outcome native = reference_run({kProgram}, AVX512EMU_PRELOAD_LIBRARY);
   const Outcome partial = run_with_cache(build_cache("partial.a5c", {kProgram}));
   ASSERT_EQ(partial.exit_code, 0) << partial.err;
   EXPECT_EQ(partial.out, native.out);
@@ -182,7 +183,7 @@ TEST(CacheRun, BadEnvironmentCacheIsReportedAndNotUsed) {
   const std::string good = read_file(covering_cache());
   const std::string path = temp_path("env-bad.a5c");
   write_file(path, good.substr(0, good.size() - 4096));
-  const Outcome native = run({kProgram});
+  const Outcome native = reference_run({kProgram}, AVX512EMU_PRELOAD_LIBRARY);
   const Outcome f = run({AVX512EMU_CLI, "run", "--simulate-avx2", "--stats", "--", kProgram},
                         {{"AVX512EMU_CACHE", path}});
   ASSERT_EQ(f.exit_code, 0) << f.err;

@@ -91,6 +91,29 @@ inline std::vector<std::string> run_tool(const std::string& cli, const std::stri
   return {standalone};
 }
 
+//! Whether this CPU runs AVX-512F/BW/DQ/VL/CD itself.
+inline bool cpu_runs_avx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512cd");
+}
+
+//! The run that a program with AVX-512 code is compared with. On a CPU
+//! with AVX-512: the program itself, natively. Elsewhere it cannot run
+//! natively, so: under the preload library with AVX512EMU_REFERENCE=1,
+//! where every AVX-512 instruction traps and runs in the reference
+//! interpreter and nothing is patched. That reference is independent of
+//! the JIT back end, the inline stubs and the patcher; it shares the
+//! decoder, the lowering to IR and the signal-frame plumbing with the runs
+//! under test. `preload` is the library's path.
+inline Outcome reference_run(const std::vector<std::string>& argv, const std::string& preload,
+                             Env env = {}) {
+  if (cpu_runs_avx512()) return run(argv, env);
+  env.push_back({"LD_PRELOAD", preload});
+  env.push_back({"AVX512EMU_REFERENCE", "1"});
+  return run(argv, env);
+}
+
 //! A number from the --stats report, e.g. stat(err, "traps"); all ones when
 //! the report does not have it.
 inline uint64_t stat(const std::string& report, const std::string& name) {

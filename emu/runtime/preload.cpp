@@ -13,6 +13,9 @@
 //                              the dispatcher instead of running inline
 //                              (the previous steady state, for comparison)
 //   AVX512EMU_CACHE=FILE       use a translation-cache file (avx512emu cache build)
+//   AVX512EMU_REFERENCE=1      run every trapped instruction in the reference
+//                              interpreter, never patch (the tests' reference
+//                              run where the CPU has no AVX-512)
 #include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
@@ -99,6 +102,8 @@ __attribute__((constructor)) void avx512emu_preload_init() {
   options.stats = env_flag("AVX512EMU_STATS");
   options.check_shadow = env_flag("AVX512EMU_CHECK_SHADOW");
   options.inline_stubs = !env_flag("AVX512EMU_STATE_BLOCK_STUBS");
+  options.reference_interpreter = env_flag("AVX512EMU_REFERENCE");
+  if (options.reference_interpreter) options.patch = false;
   load_cache_file(options.stats);
   std::string error;
   if (!install_sigill_runtime(options, error)) {

@@ -477,6 +477,22 @@ void pass_sigill_on(int sig, siginfo_t* info, void* context) {
 // ---- The handler ---------------------------------------------------------------
 
 //! QEMU 7.2 enters handlers with rsp misaligned by 8: realign.
+//! AVX512EMU_REFERENCE: the instruction through interpret() instead of its
+//! translation. Kept out of the hit path: it allocates (lowering).
+__attribute__((noinline)) void run_in_reference_interpreter(const Site& site, CpuState& s) {
+  std::string error;
+  if (!interpret(site.original, site.length, s, &error)) {
+    sys::Line line;
+    line.str("avx512emu: the reference interpreter cannot run ").str(site.mnemonic).str(" at ");
+    line.hex(site.address).str(": ").str(error.c_str()).str("; terminating with SIGILL");
+    line.emit();
+    sys::KernelSigaction dfl = {};
+    dfl.handler = reinterpret_cast<void*>(SIG_DFL);
+    sys::rt_sigaction(SIGILL, &dfl, nullptr);
+    __builtin_trap();
+  }
+}
+
 __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* info,
                                                             void* context) {
   auto* uc = static_cast<ucontext_t*>(context);
@@ -510,7 +526,12 @@ __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* 
   s.rip = rip;
   t_trap_uc[t_depth - 1] = uc;
   t_trap_translation[t_depth - 1] = site->translation;
-  execute(*site->translation, s);
+  // The VEX idioms are not AVX-512: the interpreter does not take them, and
+  // their translations are a few stores of zeros.
+  if (g_options.reference_interpreter && !is_vex_idiom_translation(site->translation))
+    run_in_reference_interpreter(*site, s);
+  else
+    execute(*site->translation, s);
   t_trap_uc[t_depth - 1] = nullptr;
   store_to_frame(s, frame, uc);
   site->traps.fetch_add(1, std::memory_order_relaxed);
@@ -646,7 +667,12 @@ bool map_trap_fault(ucontext_t* uc) {
   const Translation* t = t_trap_translation[level];
   const uint64_t rip = uint64_t(uc->uc_mcontext.gregs[REG_RIP]);
   const auto code = reinterpret_cast<uint64_t>(t ? t->code : nullptr);
-  if (!trap || rip < code || rip >= code + t->total_size) return false;
+  // Under AVX512EMU_REFERENCE the instruction's accesses come from the
+  // interpreter's C++ code: any fault while the trap runs is the
+  // instruction's (the lowered IR it abandons is leaked; a test mode).
+  const bool in_emulation =
+      g_options.reference_interpreter || (rip >= code && code && rip < code + t->total_size);
+  if (!trap || !in_emulation) return false;
   FrameImage to, from;
   if (!to.open(uc) || !from.open(const_cast<ucontext_t*>(trap)) || to.xstate_size != from.xstate_size)
     return false;

@@ -64,6 +64,11 @@ struct RuntimeOptions {
   //! stub run copies the register file into a state block and calls the
   //! dispatcher (AVX512EMU_STATE_BLOCK_STUBS=1, for comparison and bisection).
   bool inline_stubs = true;
+  //! Every trapped instruction runs in the reference interpreter instead
+  //! of its translation, and no site is patched (AVX512EMU_REFERENCE=1): the
+  //! reference run of the tests on CPUs without AVX-512, where the program
+  //! cannot run natively. Slow, and it allocates in the SIGILL handler.
+  bool reference_interpreter = false;
 };
 
 //! Reserves every piece of memory the handler uses, reads the XSAVE layout

@@ -143,7 +143,7 @@ class FormRunner {
 
   void run(int states, uint64_t seed) {
     std::string error;
-    if (!stub_.build(form_.bytes, form_.length, &error)) {
+    if (native_available_ && !stub_.build(form_.bytes, form_.length, &error)) {
       fail(header() + "  cannot build the native stub: " + error + "\n");
       return;
     }
@@ -186,10 +186,21 @@ class FormRunner {
     // Native first: it defines the expected result, and a straddling
     // placement the CPU does not fault-suppress must be discovered before
     // any emulated leg runs on it.
+    //
+    // Without AVX-512 on this CPU the reference interpreter takes the
+    // native leg's place, and the JIT is compared with it.
     CpuState native = init;
     Fault fault;
     trace(s, Leg::kNative);
-    if (!guarded([&] { stub_.run(native); }, fault)) {
+    bool reference_ran = true;
+    std::string reference_error;
+    auto run_reference = [&] {
+      if (native_available_)
+        stub_.run(native);
+      else
+        reference_ran = interpret(form_.bytes, form_.length, native, &reference_error);
+    };
+    if (!guarded(run_reference, fault)) {
       if (placement_ == Placement::kStraddleEnd || placement_ == Placement::kStraddleStart) {
         straddle_.reset();
         straddle_faults_ = true;
@@ -202,10 +213,16 @@ class FormRunner {
       fail(header() + context_ + "  the native leg faulted: " + where(fault) + "\n" + inputs(init, initial_memory));
       return false;
     }
+    if (!reference_ran) {
+      interpret_enabled_ = false;
+      translation_ = nullptr;  // nothing to compare it with
+      fail(header() + "  interpret() failed: " + reference_error + "\n");
+      return false;
+    }
     const std::vector<uint8_t> native_memory = arena_.snapshot();
 
     bool ok = true, compared = false;
-    if (interpret_enabled_) {
+    if (interpret_enabled_ && native_available_) {
       arena_.restore(initial_memory);
       CpuState st = init;
       std::string error;
@@ -309,7 +326,9 @@ class FormRunner {
       diff += format("      arena+0x%zx before ", from) + hex_bytes(initial_memory.data() + from, n) + "\n";
     }
     if (diff.empty()) return true;
-    fail(header() + context_ + "  " + leg_name(leg) + " differs from native:\n" + diff + inputs(init, initial_memory));
+    fail(header() + context_ + "  " + leg_name(leg) + " differs from " +
+         (native_available_ ? "native" : "the reference interpreter (no AVX-512 on this CPU)") +
+         ":\n" + diff + inputs(init, initial_memory));
     return false;
   }
 
@@ -386,6 +405,9 @@ class FormRunner {
   NativeStub stub_;
   const Translation* translation_ = nullptr;
   bool interpret_enabled_ = true;
+  //! This CPU runs the instruction itself; else the reference interpreter
+  //! is the expected result.
+  const bool native_available_ = host_runs_avx512();
   Placement placement_ = Placement::kMiddle;
   uint64_t address_ = 0;
   std::string context_;
