@@ -135,10 +135,18 @@ bool is_mask_compare(ir::Op op);
 //! Rotates of dwords and qwords (RolImm, RorImm, RolVar, RorVar; lower_integer.cpp),
 //! a chunk at a time: `out` = `a` rotated by the imm or by `b`'s elements;
 //! `a` and `b` are only read; `hi`, `lo`, `n` and `rest` are clobbered.
+//! What a rotate leaves unused (rotate_uses) may be any register.
 struct RotateRegs {
   x86::Vec out, a, b, hi, lo, n, rest;
 };
 bool is_rotate(ir::Op op);
+//! Which RotateRegs a rotate reads or clobbers besides `out` and `a`: a
+//! rotate by a whole number of bytes is one vpshufb; other rotates by an
+//! imm8 need `hi` and `lo`; by a vector, all of them.
+struct RotateUses {
+  bool b, hi_lo, n_rest;
+};
+RotateUses rotate_uses(const ir::Inst& i);
 //! Copies the enabled elements only (`count` elements of `eb` bytes, mask
 //! value `mask`) between [rsi] and `vec`, in element order: the exact-fault
 //! path of masked loads and stores (lower_core.cpp). Clobbers rax, rcx, rdx

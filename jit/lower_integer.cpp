@@ -562,16 +562,45 @@ MaskBase mask_base(const Inst& i, bool& invert) {
 
 //! rotate: AVX2 has no vprold/vprolq. A rotate by n is (a << n) | (a >> (w - n))
 //! with n = count mod w; per-element counts take w - n from a vpsub.
+namespace {
+//! The left-rotate amount of a rotate by imm8, in bits (0 .. element bits - 1).
+int rotate_left_bits(const Inst& i) {
+  const int bits = ir::elem_bytes(i.elem) * 8;
+  const int n = int((i.imm & 0xff) % bits);
+  return i.op == Op::kRolImm ? n : (bits - n) % bits;
+}
+bool rotate_by_imm(const Inst& i) {
+  return i.op == Op::kRolImm || i.op == Op::kRorImm;
+}
+}  // namespace
+
+RotateUses rotate_uses(const Inst& i) {
+  if (!rotate_by_imm(i)) return {true, true, true};
+  return {false, rotate_left_bits(i) % 8 != 0, false};
+}
+
 void emit_rotate_chunk(EmitContext& c, const Inst& i, const RotateRegs& r) {
   const int e = std::countr_zero(unsigned(ir::elem_bytes(i.elem)));
   const int bits = ir::elem_bytes(i.elem) * 8;
   const bool left = i.op == Op::kRolImm || i.op == Op::kRolVar;
-  const bool by_imm = i.op == Op::kRolImm || i.op == Op::kRorImm;
+  const bool by_imm = rotate_by_imm(i);
+  if (by_imm && rotate_left_bits(i) % 8 == 0 && rotate_left_bits(i) != 0) {
+    // A whole number of bytes (ChaCha's 16 and 8, most 64-bit mixes): one
+    // byte shuffle. Byte j of each element takes byte j - shift of the
+    // same element; vpshufb indexes within a 16-byte lane.
+    const int eb = bits / 8, shift = rotate_left_bits(i) / 8;
+    uint8_t pattern[32];
+    for (int j = 0; j < 32; ++j) {
+      const int in_lane = j % 16, element = in_lane / eb * eb;
+      pattern[j] = uint8_t(element + (in_lane - element - shift + eb) % eb);
+    }
+    c.a.vpshufb(r.out, r.a, c.constant(pattern, sizeof pattern));
+    return;
+  }
   const InstId shl = e == 3 ? (by_imm ? xi::kIdVpsllq : xi::kIdVpsllvq) : (by_imm ? xi::kIdVpslld : xi::kIdVpsllvd);
   const InstId shr = e == 3 ? (by_imm ? xi::kIdVpsrlq : xi::kIdVpsrlvq) : (by_imm ? xi::kIdVpsrld : xi::kIdVpsrlvd);
   if (by_imm) {
-    const int n = int((i.imm & 0xff) % bits);
-    const int up = left ? n : (bits - n) % bits;  // left-shift amount
+    const int up = rotate_left_bits(i);
     if (up == 0) {
       c.a.vmovdqa(r.out, r.a);
       return;

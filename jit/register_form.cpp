@@ -105,6 +105,7 @@ class RegisterLowering {
       scalar_pass_[k] = pass;
       if (i.dst != ir::kNoValue) ready[i.dst] = pass;
     }
+    direct_write_ = can_write_directly();
   }
 
   bool run(RegisterFormUse& use, std::string& why) {
@@ -187,8 +188,20 @@ class RegisterLowering {
   }
   bool result(const Inst& i, int reg) {
     if (reg < 0) return false;
-    loc_[i.dst] = Loc{reg, {}, true};
+    loc_[i.dst] = Loc{reg, {}, reg >= 16 || !(guest_ & (1u << reg))};
     return true;
+  }
+
+  //! Where `i` computes its chunk: straight into the guest's destination
+  //! register when its value goes only to the instruction's (direct) write
+  //! of a low register, in pass 0, and the caller's sequence reads every
+  //! source before it writes its result (`reads_first`); else a scratch
+  //! register. Saves the copy and a scratch register the stub would spill.
+  int result_register(const Inst& i, int pass, bool reads_first) {
+    if (direct_write_ && pass == 0 && reads_first && write_src_ == i.dst && write_reg_ < 16 &&
+        last_use_[i.dst] == write_index_)
+      return write_reg_;
+    return alloc();
   }
 
   bool lower(const Inst& i, int pass, int off, int width) {
@@ -271,7 +284,10 @@ class RegisterLowering {
         const int t = alloc();
         if (t < 0) return false;
         const x86::Vec v = in_register(i.src[0], width, t);
-        if (pass == 0) {
+        if (pass == 0 && direct_write_) {
+          if (i.reg >= 16) c_.a.vmovdqu(c_.state(state_offset::zmm(i.reg)), v);
+          else if (loc_[i.src[0]].reg != i.reg) c_.a.vmovdqa(vec(i.reg, width), v);
+        } else if (pass == 0) {
           // Held until every pass is done: a later pass can still fault
           // (an unmasked FP exception), and a fault must find the
           // destination as it was.
@@ -289,9 +305,10 @@ class RegisterLowering {
       }
       default:
         if (is_mask_compare(i.op)) return lower_mask_compare(i, pass, off, width);
-        if (is_rotate(i.op)) return lower_rotate_op(i, width);
-        if (chunkwise_shuffle_id(i)) return lower_shuffle_op(i, off, width);
-        return is_float_elementwise(i.op) ? lower_float_op(i, off, width) : lower_integer_op(i, width);
+        if (is_rotate(i.op)) return lower_rotate_op(i, pass, width);
+        if (chunkwise_shuffle_id(i)) return lower_shuffle_op(i, pass, off, width);
+        return is_float_elementwise(i.op) ? lower_float_op(i, off, width)
+                                          : lower_integer_op(i, pass, width);
     }
   }
 
@@ -399,9 +416,11 @@ class RegisterLowering {
     return result(i, r);
   }
 
-  bool lower_integer_op(const Inst& i, int width) {
+  bool lower_integer_op(const Inst& i, int pass, int width) {
     const asmjit::InstId id = integer_native_id(i);
-    const int r = alloc();
+    // One instruction; only a first source in memory is loaded into the
+    // result register before it, which the destination must not be then.
+    const int r = result_register(i, pass, i.op == Op::kAbs || loc_[i.src[0]].reg >= 0);
     if (r < 0) return false;
     const x86::Vec v = vec(r, width);
     const asmjit::Imm imm(i.imm & 0xff);
@@ -443,26 +462,69 @@ class RegisterLowering {
 
   int passes() const { return bits_ <= 128 ? 1 : bits_ / 256; }
 
+  //! Whether pass 0 may write the destination's low chunk straight away,
+  //! with no register holding it to the end: the instruction writes one
+  //! vector, last (nothing after it reads the old value), and nothing in a
+  //! later pass can fault (no FP op, no store), so no fault finds the
+  //! destination half written.
+  bool can_write_directly() {
+    int writes = 0;
+    bool after_write = false;
+    for (size_t k = 0; k < f_.insts.size(); ++k) {
+      const Inst& i = f_.insts[k];
+      if (i.op == Op::kWriteVec) {
+        ++writes;
+        after_write = true;
+        write_index_ = int(k);
+        write_src_ = i.src[0];
+        write_reg_ = i.reg;
+        continue;
+      }
+      if (after_write && !is_scalar_side(i.op) && i.op != Op::kAdvanceRip) return false;
+      if (passes() > 1 && (is_float_elementwise(i.op) || i.op == Op::kStore ||
+                           i.op == Op::kStoreMasked))
+        return false;
+    }
+    return writes == 1;
+  }
+
   //! Rotates: the memory form's chunk body, with the sources read in place.
-  bool lower_rotate_op(const Inst& i, int width) {
-    const int out = alloc(), a = alloc(), b = alloc(), hi = alloc(), lo = alloc(), n = alloc(),
-              rest = alloc();
-    if (out < 0 || a < 0 || b < 0 || hi < 0 || lo < 0 || n < 0 || rest < 0) return false;
-    const x86::Vec va = in_register(i.src[0], width, a);
-    const x86::Vec vb = i.nsrc > 1 ? in_register(i.src[1], width, b) : vec(b, width);
-    emit_rotate_chunk(c_, i, {vec(out, width), va, vb, vec(hi, width), vec(lo, width),
-                              vec(n, width), vec(rest, width)});
-    for (int r : {a, b, hi, lo, n, rest}) release(r);
+  //! Only the registers the rotate uses are taken (each one taken is a
+  //! guest register the stub must spill): the others alias `out`.
+  bool lower_rotate_op(const Inst& i, int pass, int width) {
+    const RotateUses uses = rotate_uses(i);
+    // emit_rotate_chunk writes `out` last, after reading every source.
+    const int out = result_register(i, pass, true);
+    if (out < 0) return false;
+    std::array<int, 6> taken{};
+    taken.fill(-1);
+    const auto take = [&](int slot, bool needed) {
+      if (!needed) return true;
+      taken[size_t(slot)] = alloc();
+      return taken[size_t(slot)] >= 0;
+    };
+    enum { kA, kB, kHi, kLo, kN, kRest };
+    if (!take(kA, loc_[i.src[0]].reg < 0) || !take(kB, uses.b && loc_[i.src[1]].reg < 0) || !take(kHi, uses.hi_lo) ||
+        !take(kLo, uses.hi_lo) || !take(kN, uses.n_rest) || !take(kRest, uses.n_rest))
+      return false;
+    const auto reg = [&](int slot) { return vec(taken[size_t(slot)] >= 0 ? taken[size_t(slot)] : out, width); };
+    const x86::Vec va = in_register(i.src[0], width, taken[kA]);
+    const x86::Vec vb = uses.b ? in_register(i.src[1], width, taken[kB]) : reg(kB);
+    emit_rotate_chunk(c_, i, {vec(out, width), va, vb, reg(kHi), reg(kLo), reg(kN), reg(kRest)});
+    for (int r : taken)
+      if (r >= 0) release(r);
     return result(i, out);
   }
 
   //! As the memory form's lower_chunkwise: one VEX instruction per chunk,
   //! with the chunk's imm8 where the op takes one.
-  bool lower_shuffle_op(const Inst& i, int off, int width) {
+  bool lower_shuffle_op(const Inst& i, int pass, int off, int width) {
     const asmjit::InstId id = chunkwise_shuffle_id(i);
     asmjit::Imm imm;
     const bool with_imm = chunkwise_shuffle_imm(i, off, imm);
-    const int r = alloc();
+    // As lower_integer_op: one instruction, a first source in memory loaded
+    // into the result register first.
+    const int r = result_register(i, pass, i.nsrc == 1 || loc_[i.src[0]].reg >= 0);
     if (r < 0) return false;
     const x86::Vec v = vec(r, width);
     if (i.nsrc == 1) c_.a.emit(id, v, operand(i.src[0], width), imm);
@@ -555,6 +617,10 @@ class RegisterLowering {
   const int bits_;
   uint16_t guest_ = 0, free_ = 0;
   int held_reg_ = -1, held_width_ = 32, held_dst_ = 0;  //!< the live destination's value
+  bool direct_write_ = false;  //!< can_write_directly()
+  //! The instruction's vector write (set by can_write_directly()).
+  int write_index_ = -1, write_reg_ = -1;
+  ir::ValueId write_src_ = ir::kNoValue;
   std::array<int, kMaxValues> last_use_;
   std::array<int, kMaxValues> scalar_pass_;  //!< the pass a scalar-side op runs in
   std::array<Loc, kMaxValues> loc_;
