@@ -75,7 +75,7 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
     *why = "scalar form";
     return false;
   }
-  if (is_float_elementwise(i.op) && float_native_id(i)) return true;
+  if ((is_float_elementwise(i.op) || i.op == Op::kCmpF) && float_native_id(i)) return true;
   if (chunkwise_shuffle_id(i)) return true;
   if (is_mask_compare(i.op)) return true;
   if (is_rotate(i.op) && ir::elem_bytes(i.elem) >= 4) return true;
@@ -101,7 +101,7 @@ class RegisterLowering {
       const Inst& i = f.insts[k];
       int pass = 0;
       for (int s = 0; s < i.nsrc; ++s) pass = std::max(pass, ready[i.src[s]]);
-      if (is_mask_compare(i.op)) pass = passes() - 1;
+      if (is_mask_compare(i.op) || i.op == Op::kCmpF) pass = passes() - 1;
       scalar_pass_[k] = pass;
       if (i.dst != ir::kNoValue) ready[i.dst] = pass;
     }
@@ -307,8 +307,8 @@ class RegisterLowering {
         if (is_mask_compare(i.op)) return lower_mask_compare(i, pass, off, width);
         if (is_rotate(i.op)) return lower_rotate_op(i, pass, width);
         if (chunkwise_shuffle_id(i)) return lower_shuffle_op(i, pass, off, width);
-        return is_float_elementwise(i.op) ? lower_float_op(i, off, width)
-                                          : lower_integer_op(i, pass, width);
+        return is_float_elementwise(i.op) || i.op == Op::kCmpF ? lower_float_op(i, pass, off, width)
+                                                               : lower_integer_op(i, pass, width);
     }
   }
 
@@ -481,7 +481,7 @@ class RegisterLowering {
         continue;
       }
       if (after_write && !is_scalar_side(i.op) && i.op != Op::kAdvanceRip) return false;
-      if (passes() > 1 && (is_float_elementwise(i.op) || i.op == Op::kStore ||
+      if (passes() > 1 && (is_float_elementwise(i.op) || i.op == Op::kCmpF || i.op == Op::kStore ||
                            i.op == Op::kStoreMasked))
         return false;
     }
@@ -536,7 +536,9 @@ class RegisterLowering {
   //! As the memory form's lower_elementwise: the instruction's own form with
   //! the IR's sources in its register roles, and inactive elements of a
   //! masked op replaced by 1.0 first so they raise no MXCSR flag.
-  bool lower_float_op(const Inst& i, int off, int width) {
+  //! FP compares into a mask (CmpF) too: each pass adds its chunk's bits to
+  //! the mask value's slot, as the memory form's lower_compare does.
+  bool lower_float_op(const Inst& i, int pass, int off, int width) {
     const asmjit::InstId id = float_native_id(i);
     const int n = float_vector_operands(i);
     const bool masked = i.nsrc > n;
@@ -584,13 +586,22 @@ class RegisterLowering {
       release(t);
     }
     c_.with_rounding(i, [&] {
-      if (n == 1) c_.a.emit(id, vec(r, width), src[0]);
+      if (i.op == Op::kCmpF) c_.a.emit(id, vec(r, width), src[0], src[1], asmjit::Imm(i.imm & 31));
+      else if (n == 1) c_.a.emit(id, vec(r, width), src[0]);
       else if (n == 2) c_.a.emit(id, vec(r, width), src[0], src[1]);
       else c_.a.emit(id, vec(r, width), src[1], src[2]);
     });
     for (int s = 0; s < 3; ++s)
       if (temp[s] >= 0) release(temp[s]);
-    return result(i, r);
+    if (i.op != Op::kCmpF) return result(i, r);
+    const int eb = ir::elem_bytes(i.elem);
+    if (eb == 8) c_.a.vmovmskpd(x86::eax, vec(r, width));
+    else c_.a.vmovmskps(x86::eax, vec(r, width));
+    if (off) c_.a.shl(x86::rax, off / eb);
+    if (pass == 0) c_.a.mov(c_.value(i.dst), x86::rax);
+    else c_.a.or_(c_.value(i.dst), x86::rax);
+    release(r);
+    return true;
   }
 
   //! A write narrower than 512 bits zeroes the rest of the register in the
