@@ -104,13 +104,18 @@ void lower_address(EmitContext& c, const Inst& i) {
     c.a.mov(rax, c.state(state_offset::kRip));
   else
     c.a.xor_(x86::eax, x86::eax);
+  // One lea for index and displacement where the displacement fits its
+  // 32 bits (it always does for an instruction's own; rip + length may not).
+  const int64_t disp = m.disp + (m.rip_relative ? i.insn_length : 0);
+  const bool disp32 = disp == int64_t(int32_t(disp));
   if (m.index >= 0) {
     c.a.mov(rcx, c.state(state_offset::gpr(m.index)));
     const int shift = m.scale == 8 ? 3 : m.scale == 4 ? 2 : m.scale == 2 ? 1 : 0;
-    c.a.lea(rax, x86::ptr(rax, rcx, shift));
+    c.a.lea(rax, x86::ptr(rax, rcx, shift, disp32 ? int32_t(disp) : 0));
+  } else if (disp && disp32) {
+    c.a.lea(rax, x86::ptr(rax, int32_t(disp)));
   }
-  int64_t disp = m.disp + (m.rip_relative ? i.insn_length : 0);
-  if (disp) {
+  if (disp && !disp32) {
     c.a.mov(rcx, disp);
     c.a.add(rax, rcx);
   }

@@ -199,8 +199,10 @@ class RegisterLowering {
   //! register. Saves the copy and a scratch register the stub would spill.
   int result_register(const Inst& i, int pass, bool reads_first) {
     if (direct_write_ && pass == 0 && reads_first && write_src_ == i.dst && write_reg_ < 16 &&
-        last_use_[i.dst] == write_index_)
+        last_use_[i.dst] == write_index_) {
+      result_in_destination_ = true;
       return write_reg_;
+    }
     return alloc();
   }
 
@@ -286,7 +288,10 @@ class RegisterLowering {
         const x86::Vec v = in_register(i.src[0], width, t);
         if (pass == 0 && direct_write_) {
           if (i.reg >= 16) c_.a.vmovdqu(c_.state(state_offset::zmm(i.reg)), v);
-          else if (loc_[i.src[0]].reg != i.reg) c_.a.vmovdqa(vec(i.reg, width), v);
+          // Computed there already (a VEX write, which zeroed the rest of
+          // the register); a plain copy of the register to itself still
+          // zeroes bits 255:width.
+          else if (!result_in_destination_) c_.a.vmovdqa(vec(i.reg, width), v);
         } else if (pass == 0) {
           // Held until every pass is done: a later pass can still fault
           // (an unmasked FP exception), and a fault must find the
@@ -631,6 +636,7 @@ class RegisterLowering {
   bool direct_write_ = false;  //!< can_write_directly()
   //! The instruction's vector write (set by can_write_directly()).
   int write_index_ = -1, write_reg_ = -1;
+  bool result_in_destination_ = false;  //!< result_register() chose the destination
   ir::ValueId write_src_ = ir::kNoValue;
   std::array<int, kMaxValues> last_use_;
   std::array<int, kMaxValues> scalar_pass_;  //!< the pass a scalar-side op runs in

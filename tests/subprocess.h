@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "host_cpu.h"
+
 namespace avx512emu::testing {
 
 struct Outcome {
@@ -91,18 +93,12 @@ inline std::vector<std::string> run_tool(const std::string& cli, const std::stri
   return {standalone};
 }
 
-//! Whether this CPU runs AVX-512F/BW/DQ/VL/CD itself.
-inline bool cpu_runs_avx512() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512cd");
-}
-
 //! The run that a program with AVX-512 code is compared with. On a CPU
 //! with AVX-512: the program itself, natively. Elsewhere it cannot run
 //! natively, so: under the preload library with AVX512EMU_REFERENCE=1,
-//! where every AVX-512 instruction traps and runs in the reference
-//! interpreter and nothing is patched. That reference is independent of
+//! where every AVX-512 instruction traps (made to, with trap injection,
+//! under AVX512EMU_ASSUME_NO_AVX512 on an AVX-512 CPU) and runs in the
+//! reference interpreter, and nothing is patched. That reference is independent of
 //! the JIT back end, the inline stubs and the patcher; it shares the
 //! decoder, the lowering to IR and the signal-frame plumbing with the runs
 //! under test. `preload` is the library's path.
@@ -111,6 +107,7 @@ inline Outcome reference_run(const std::vector<std::string>& argv, const std::st
   if (cpu_runs_avx512()) return run(argv, env);
   env.push_back({"LD_PRELOAD", preload});
   env.push_back({"AVX512EMU_REFERENCE", "1"});
+  env.push_back({"AVX512EMU_SIMULATE_AVX2", "1"});
   return run(argv, env);
 }
 

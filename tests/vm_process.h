@@ -19,15 +19,15 @@
 #include <string>
 #include <vector>
 
+#include "host_cpu.h"
+
 namespace avx512emu::testing {
 
-//! Whether this CPU runs AVX-512 itself, as a guest in `vm --native` mode
-//! needs. On an AVX2-only host (the hosts avx512emu is for) every VM runs
+//! Whether a guest can run in `vm --native` mode: this CPU runs AVX-512
+//! itself. On an AVX2-only host (the hosts avx512emu is for) every VM runs
 //! `--avx2-only`.
 inline bool host_runs_avx512() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512cd");
+  return cpu_runs_avx512();
 }
 
 //! The mode for a VM whose AVX-512 should run on the CPU where it can:

@@ -50,7 +50,7 @@ class NativeStub {
 //! True when this CPU and OS run AVX-512F/BW/DQ/VL natively, so native
 //! execution can serve as the oracle. Rows of other subsets (VBMI, VBMI2 ...)
 //! need their own CPUID bit too; a missing one shows up as a SIGILL fault in
-//! that mnemonic's report.
+//! that mnemonic's report. AVX512EMU_ASSUME_NO_AVX512=1 makes it false.
 bool host_runs_avx512();
 
 //! One-shot convenience: builds a stub, runs it once, releases it. Returns
