@@ -509,10 +509,13 @@ class RegisterLowering {
       return taken[size_t(slot)] >= 0;
     };
     enum { kA, kB, kHi, kLo, kN, kRest };
-    if (!take(kA, loc_[i.src[0]].reg < 0) || !take(kB, uses.b && loc_[i.src[1]].reg < 0) || !take(kHi, uses.hi_lo) ||
-        !take(kLo, uses.hi_lo) || !take(kN, uses.n_rest) || !take(kRest, uses.n_rest))
+    if (!take(kA, loc_[i.src[0]].reg < 0) || !take(kB, uses.b && loc_[i.src[1]].reg < 0) ||
+        !take(kHi, uses.hi_lo) || !take(kLo, uses.hi_lo) || !take(kN, uses.n_rest) ||
+        !take(kRest, uses.n_rest))
       return false;
-    const auto reg = [&](int slot) { return vec(taken[size_t(slot)] >= 0 ? taken[size_t(slot)] : out, width); };
+    const auto reg = [&](int slot) {
+      return vec(taken[size_t(slot)] >= 0 ? taken[size_t(slot)] : out, width);
+    };
     const x86::Vec va = in_register(i.src[0], width, taken[kA]);
     const x86::Vec vb = uses.b ? in_register(i.src[1], width, taken[kB]) : reg(kB);
     emit_rotate_chunk(c_, i, {vec(out, width), va, vb, reg(kHi), reg(kLo), reg(kN), reg(kRest)});

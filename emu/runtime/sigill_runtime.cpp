@@ -476,7 +476,6 @@ void pass_sigill_on(int sig, siginfo_t* info, void* context) {
 
 // ---- The handler ---------------------------------------------------------------
 
-//! QEMU 7.2 enters handlers with rsp misaligned by 8: realign.
 //! AVX512EMU_REFERENCE: the instruction through interpret() instead of its
 //! translation. Kept out of the hit path: it allocates (lowering).
 __attribute__((noinline)) void run_in_reference_interpreter(const Site& site, CpuState& s) {
@@ -493,6 +492,7 @@ __attribute__((noinline)) void run_in_reference_interpreter(const Site& site, Cp
   }
 }
 
+//! QEMU 7.2 enters handlers with rsp misaligned by 8: realign.
 __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* info,
                                                             void* context) {
   auto* uc = static_cast<ucontext_t*>(context);
