@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "avx512emu.h"
+#include "decoded_insn.h"
 #include "cache_builder.h"
 #include "coverage.h"
 #include "demo.h"
@@ -41,6 +42,7 @@ constexpr const char* kUsage =
     "  run [OPTIONS] -- PROGRAM ARGS...  run a program with the trap runtime\n"
     "  vm [--native|--avx2-only] [--stats] WORKLOAD  run a guest workload on /dev/kvm\n"
     "  featuremap [OPTIONS] CPUID features a host can advertise to guests\n"
+    "  --version           print the version\n"
     "\n"
     "Run 'avx512emu COMMAND --help' for a command's options.\n";
 
@@ -69,7 +71,12 @@ bool parse_hex(const std::string& text, std::vector<uint8_t>& out, std::string& 
   std::string digits;
   for (size_t i = 0; i < text.size(); ++i) {
     const char ch = text[i];
-    if (ch == '0' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X')) {
+    // "0x" only as a prefix: at the start or after a separator ("10x2" is
+    // an error, not 0x12).
+    const bool token_start =
+        i == 0 || text[i - 1] == ' ' || text[i - 1] == ',' || text[i - 1] == ':';
+    if (token_start && ch == '0' && i + 1 < text.size() &&
+        (text[i + 1] == 'x' || text[i + 1] == 'X')) {
       ++i;
       continue;
     }
@@ -98,16 +105,44 @@ int cmd_translate(int argc, char** argv) {
     std::printf(
         "usage: avx512emu translate HEX...\n\n"
         "Prints, for each instruction given as hex bytes, the decode, the IR, the\n"
-        "generated AVX2 assembly and the code size.\n\n"
-        "example:\n  avx512emu translate 62f1744858c2      # vaddps zmm0, zmm1, zmm2\n");
+        "generated AVX2 assembly and the code size. Each argument is one\n"
+        "instruction; arguments that are all single bytes (as objdump prints\n"
+        "them) are one instruction together. Bytes after the instruction are an\n"
+        "error.\n\n"
+        "examples:\n"
+        "  avx512emu translate 62f1744858c2      # vaddps zmm0, zmm1, zmm2\n"
+        "  avx512emu translate 62 f2 7d 48 78 18 # vpbroadcastb zmm3, [rax]\n");
     return argc == 0 ? 2 : 0;
   }
+  // objdump's "62 f2 7d 48 78 18" pasted without quotes: one instruction.
+  std::vector<std::string> instructions;
+  const bool all_single_bytes = argc > 1 && std::all_of(argv, argv + argc, [](const char* a) {
+    return std::strlen(a) == 2 && std::isxdigit(static_cast<unsigned char>(a[0])) &&
+           std::isxdigit(static_cast<unsigned char>(a[1]));
+  });
+  if (all_single_bytes) {
+    std::string joined;
+    for (int i = 0; i < argc; ++i) joined += argv[i];
+    instructions.push_back(joined);
+  } else {
+    instructions.assign(argv, argv + argc);
+  }
   int status = 0;
-  for (int i = 0; i < argc; ++i) {
+  for (const std::string& arg : instructions) {
     std::vector<uint8_t> bytes;
     std::string error;
-    if (!parse_hex(argv[i], bytes, error)) {
-      std::fprintf(stderr, "avx512emu translate: '%s': %s\n", argv[i], error.c_str());
+    if (!parse_hex(arg, bytes, error)) {
+      std::fprintf(stderr, "avx512emu translate: '%s': %s\n", arg.c_str(), error.c_str());
+      status = 2;
+      continue;
+    }
+    const size_t length = avx512emu::instruction_length(bytes.data(), bytes.size());
+    if (length != 0 && length < bytes.size()) {
+      std::fprintf(stderr,
+                   "avx512emu translate: '%s': %zu byte%s after the instruction (its length "
+                   "is %zu); give one instruction per argument\n",
+                   arg.c_str(), bytes.size() - length, bytes.size() - length == 1 ? "" : "s",
+                   length);
       status = 2;
       continue;
     }
@@ -391,6 +426,10 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "--version") {
+    std::printf("avx512emu %s\n", AVX512EMU_VERSION);
     return 0;
   }
   if (cmd == "translate") return cmd_translate(argc - 2, argv + 2);
