@@ -584,7 +584,7 @@ void emit_rotate_chunk(EmitContext& c, const Inst& i, const RotateRegs& r) {
   const int bits = ir::elem_bytes(i.elem) * 8;
   const bool left = i.op == Op::kRolImm || i.op == Op::kRolVar;
   const bool by_imm = rotate_by_imm(i);
-  if (by_imm && rotate_left_bits(i) % 8 == 0 && rotate_left_bits(i) != 0) {
+  if (by_imm && !rotate_uses(i).hi_lo && rotate_left_bits(i) != 0) {
     // A whole number of bytes (ChaCha's 16 and 8, most 64-bit mixes): one
     // byte shuffle. Byte j of each element takes byte j - shift of the
     // same element; vpshufb indexes within a 16-byte lane.

@@ -105,7 +105,7 @@ class RegisterLowering {
       scalar_pass_[k] = pass;
       if (i.dst != ir::kNoValue) ready[i.dst] = pass;
     }
-    direct_write_ = can_write_directly();
+    find_direct_write();
   }
 
   bool run(RegisterFormUse& use, std::string& why) {
@@ -188,7 +188,7 @@ class RegisterLowering {
   }
   bool result(const Inst& i, int reg) {
     if (reg < 0) return false;
-    loc_[i.dst] = Loc{reg, {}, reg >= 16 || !(guest_ & (1u << reg))};
+    loc_[i.dst] = Loc{reg, {}, !(guest_ & (1u << reg))};  // a guest register is never freed
     return true;
   }
 
@@ -467,12 +467,13 @@ class RegisterLowering {
 
   int passes() const { return bits_ <= 128 ? 1 : bits_ / 256; }
 
-  //! Whether pass 0 may write the destination's low chunk straight away,
-  //! with no register holding it to the end: the instruction writes one
-  //! vector, last (nothing after it reads the old value), and nothing in a
-  //! later pass can fault (no FP op, no store), so no fault finds the
-  //! destination half written.
-  bool can_write_directly() {
+  //! Finds the instruction's vector write (write_index_, write_src_,
+  //! write_reg_) and sets direct_write_: whether pass 0 may write the
+  //! destination's low chunk straight away, with no register holding it to
+  //! the end. It may when the instruction writes one vector, last (nothing
+  //! after it reads the old value), and nothing in a later pass can fault
+  //! (no FP op, no store), so no fault finds the destination half written.
+  void find_direct_write() {
     int writes = 0;
     bool after_write = false;
     for (size_t k = 0; k < f_.insts.size(); ++k) {
@@ -485,12 +486,12 @@ class RegisterLowering {
         write_reg_ = i.reg;
         continue;
       }
-      if (after_write && !is_scalar_side(i.op) && i.op != Op::kAdvanceRip) return false;
+      if (after_write && !is_scalar_side(i.op) && i.op != Op::kAdvanceRip) return;
       if (passes() > 1 && (is_float_elementwise(i.op) || i.op == Op::kCmpF || i.op == Op::kStore ||
                            i.op == Op::kStoreMasked))
-        return false;
+        return;
     }
-    return writes == 1;
+    direct_write_ = writes == 1;
   }
 
   //! Rotates: the memory form's chunk body, with the sources read in place.
@@ -636,8 +637,8 @@ class RegisterLowering {
   const int bits_;
   uint16_t guest_ = 0, free_ = 0;
   int held_reg_ = -1, held_width_ = 32, held_dst_ = 0;  //!< the live destination's value
-  bool direct_write_ = false;  //!< can_write_directly()
-  //! The instruction's vector write (set by can_write_directly()).
+  bool direct_write_ = false;  //!< find_direct_write()
+  //! The instruction's vector write (set by find_direct_write()).
   int write_index_ = -1, write_reg_ = -1;
   bool result_in_destination_ = false;  //!< result_register() chose the destination
   ir::ValueId write_src_ = ir::kNoValue;

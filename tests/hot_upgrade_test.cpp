@@ -167,7 +167,7 @@ TEST_F(HotUpgradeTest, AfterTheFirstUpgradeNothingIsTranslated) {
 }
 
 TEST_F(HotUpgradeTest, NativeVmUpgradesFiveTimes) {
-  if (!testing::host_runs_avx512()) GTEST_SKIP() << "a --native VM needs AVX-512 on this CPU";
+  if (!selfcheck::host_runs_avx512()) GTEST_SKIP() << "a --native VM needs AVX-512 on this CPU";
   const WorkloadInfo& w = workload(GUEST_WORKLOAD_STRING_SEARCH);
   std::vector<std::string> args = {"--native"};
   args.insert(args.end(), kFivePoints.begin(), kFivePoints.end());

@@ -54,7 +54,7 @@ TEST_F(KvmTest, WorkloadsGiveTheReferenceResultNativeAndEmulated) {
     const RunOutcome e = make_vm(avx2_only())->run(w.id);
     ASSERT_EQ(e.kind, RunOutcome::Kind::kResult) << describe(e);
     EXPECT_EQ(e.result, expected);
-    if (!testing::host_runs_avx512()) continue;  // no native leg on an AVX2-only CPU
+    if (!selfcheck::host_runs_avx512()) continue;  // no native leg on an AVX2-only CPU
     VmOptions native;
     native.native = true;
     const RunOutcome n = make_vm(native)->run(w.id);

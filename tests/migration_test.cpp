@@ -38,7 +38,7 @@ namespace avx512emu::kvm {
 namespace {
 
 using testing::VmProcess;
-using testing::host_runs_avx512;
+using selfcheck::host_runs_avx512;
 using testing::native_if_possible;
 
 const std::string kCli = AVX512EMU_CLI;

@@ -24,7 +24,7 @@
 
 namespace {
 
-using avx512emu::testing::cpu_runs_avx512;
+using avx512emu::selfcheck::host_runs_avx512;
 using avx512emu::testing::describe;
 using avx512emu::testing::Env;
 using avx512emu::testing::Outcome;
@@ -137,7 +137,7 @@ TEST(GlibcStrings, NativeRunPassesItsOwnChecks) {
 }
 
 TEST(GlibcStrings, EvexFunctionsUnderTrapInjectionMatchNative) {
-  if (!cpu_runs_avx512())
+  if (!host_runs_avx512())
     GTEST_SKIP() << "glibc picks its EVEX functions only on a CPU with AVX-512";
   // `avx512emu run --simulate-avx2` makes glibc choose its AVX2 functions
   // (GLIBC_TUNABLES), as it would on an AVX2 CPU. Here the preload is used
@@ -170,7 +170,7 @@ TEST(GlibcStrings, EvexFunctionsUnderTrapInjectionMatchNative) {
 }
 
 TEST(GlibcStrings, EvexFunctionsWithoutPatchingMatchNative) {
-  if (!cpu_runs_avx512())
+  if (!host_runs_avx512())
     GTEST_SKIP() << "glibc picks its EVEX functions only on a CPU with AVX-512";
   // Every execution traps (no site is patched): lengths up to 32 only.
   const std::vector<std::string> prog = {kPrograms + "/glibc_strings", "32", "1"};
@@ -205,7 +205,7 @@ class Xxhsum : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!have_program("xxhsum")) GTEST_SKIP() << "xxhsum (Debian xxhash) is not installed";
-    if (!cpu_runs_avx512())
+    if (!host_runs_avx512())
       GTEST_SKIP() << "xxhsum picks its AVX-512 code only on a CPU with AVX-512: nothing traps here";
     ASSERT_FALSE(dir_.path().empty());
     Random random(0x243f6a8885a308d3ull);

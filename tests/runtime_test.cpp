@@ -32,7 +32,7 @@ namespace {
 
 const std::string kPrograms = AVX512EMU_RUNTIME_PROGRAMS;
 
-using avx512emu::testing::cpu_runs_avx512;
+using avx512emu::selfcheck::host_runs_avx512;
 using avx512emu::testing::describe;
 using avx512emu::testing::Env;
 using avx512emu::testing::Outcome;
@@ -323,7 +323,7 @@ TEST(VexEvexMixing, UndetectableCaseBehavesAsDocumented) {
   // upper half keeps its old value, and AVX512EMU_CHECK_SHADOW (comparing
   // the shadow with this AVX-512 CPU's registers) reports the difference.
   // Should this start to match native, update the documentation.
-  if (!cpu_runs_avx512()) GTEST_SKIP() << "compares with this CPU's AVX-512 registers";
+  if (!host_runs_avx512()) GTEST_SKIP() << "compares with this CPU's AVX-512 registers";
   const std::vector<std::string> prog = {kPrograms + "/vex_mix", "undetectable"};
   const Outcome n = run(prog);
   ASSERT_EQ(n.exit_code, 0) << describe(n);
@@ -345,7 +345,7 @@ TEST(VexEvexMixing, UndetectableCaseBehavesAsDocumented) {
 TEST(VexEvexMixing, DetectableWritesLeaveNoStaleUpperBits) {
   // Already compared with native in RuntimeProgram/*vex_mix*; here the shadow
   // check confirms the shadow equals the hardware at every trap.
-  if (!cpu_runs_avx512()) GTEST_SKIP() << "compares the shadow with this CPU's AVX-512 registers";
+  if (!host_runs_avx512()) GTEST_SKIP() << "compares the shadow with this CPU's AVX-512 registers";
   const std::vector<std::string> prog = {kPrograms + "/vex_mix"};
   const Outcome e = run(under_avx512emu({"--simulate-avx2", "--no-patch", "--stats"}, prog),
                         {{"AVX512EMU_CHECK_SHADOW", "1"}});
@@ -424,7 +424,7 @@ TEST(Faults, FaultsInsideTranslatedCodeLookLikeTheInstructionsOwn) {
   for (const char* mode : {"segv-rip", "segv-return", "fpe"}) {
     SCOPED_TRACE(mode);
     const std::vector<std::string> prog = {kPrograms + "/translated_faults", mode};
-    if (std::string(mode) == "fpe" && !cpu_runs_avx512()) {
+    if (std::string(mode) == "fpe" && !host_runs_avx512()) {
       for (const Outcome& e : {run(under_avx512emu({"--simulate-avx2"}, prog)),
                                run(under_avx512emu({"--simulate-avx2", "--no-patch"}, prog))}) {
         EXPECT_EQ(e.exit_code, 0) << describe(e);

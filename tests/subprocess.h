@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "host_cpu.h"
+#include "selfcheck/native_oracle.h"
 
 namespace avx512emu::testing {
 
@@ -98,13 +98,13 @@ inline std::vector<std::string> run_tool(const std::string& cli, const std::stri
 //! natively, so: under the preload library with AVX512EMU_REFERENCE=1,
 //! where every AVX-512 instruction traps (made to, with trap injection,
 //! under AVX512EMU_ASSUME_NO_AVX512 on an AVX-512 CPU) and runs in the
-//! reference interpreter, and nothing is patched. That reference is independent of
-//! the JIT back end, the inline stubs and the patcher; it shares the
-//! decoder, the lowering to IR and the signal-frame plumbing with the runs
-//! under test. `preload` is the library's path.
+//! reference interpreter, and nothing is patched. That reference is
+//! independent of the JIT back end, the inline stubs and the patcher; it
+//! shares the decoder, the lowering to IR and the signal-frame plumbing
+//! with the runs under test. `preload` is the library's path.
 inline Outcome reference_run(const std::vector<std::string>& argv, const std::string& preload,
                              Env env = {}) {
-  if (cpu_runs_avx512()) return run(argv, env);
+  if (selfcheck::host_runs_avx512()) return run(argv, env);
   env.push_back({"LD_PRELOAD", preload});
   env.push_back({"AVX512EMU_REFERENCE", "1"});
   env.push_back({"AVX512EMU_SIMULATE_AVX2", "1"});

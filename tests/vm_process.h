@@ -19,21 +19,15 @@
 #include <string>
 #include <vector>
 
-#include "host_cpu.h"
+#include "selfcheck/native_oracle.h"
 
 namespace avx512emu::testing {
 
-//! Whether a guest can run in `vm --native` mode: this CPU runs AVX-512
-//! itself. On an AVX2-only host (the hosts avx512emu is for) every VM runs
-//! `--avx2-only`.
-inline bool host_runs_avx512() {
-  return cpu_runs_avx512();
-}
-
 //! The mode for a VM whose AVX-512 should run on the CPU where it can:
-//! `--native` on an AVX-512 host, else `--avx2-only`.
+//! `--native` on an AVX-512 host, else `--avx2-only` (on an AVX2-only host,
+//! the hosts avx512emu is for, every VM runs `--avx2-only`).
 inline const char* native_if_possible() {
-  return host_runs_avx512() ? "--native" : "--avx2-only";
+  return selfcheck::host_runs_avx512() ? "--native" : "--avx2-only";
 }
 
 class VmProcess {

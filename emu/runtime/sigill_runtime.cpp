@@ -460,6 +460,26 @@ bool program_handles_sigill() {
   return act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
 }
 
+//! Puts `sig` back at its default action (the kernel's, not libc's
+//! wrapper: async-signal-safe).
+void reset_to_default_action(int sig) {
+  sys::KernelSigaction dfl = {};
+  dfl.handler = reinterpret_cast<void*>(SIG_DFL);
+  sys::rt_sigaction(sig, &dfl, nullptr);
+}
+
+//! One line "avx512emu: WHAT MNEMONIC at ADDRESS: WHY; terminating with
+//! SIGILL", then SIGILL at its default action (not through our handler
+//! again) and ud2.
+[[noreturn]] void terminate_with_sigill(const char* what, const Site& site, const char* why) {
+  sys::Line line;
+  line.str("avx512emu: ").str(what).str(" ").str(site.mnemonic).str(" at ").hex(site.address);
+  line.str(": ").str(why).str("; terminating with SIGILL");
+  line.emit();
+  reset_to_default_action(SIGILL);
+  __builtin_trap();
+}
+
 void pass_sigill_on(int sig, siginfo_t* info, void* context) {
   if (program_handles_sigill()) {
     const struct sigaction* act = g_program_action.load(std::memory_order_acquire);
@@ -469,9 +489,7 @@ void pass_sigill_on(int sig, siginfo_t* info, void* context) {
       act->sa_handler(sig);
     return;
   }
-  sys::KernelSigaction dfl = {};
-  dfl.handler = reinterpret_cast<void*>(SIG_DFL);
-  sys::rt_sigaction(SIGILL, &dfl, nullptr);
+  reset_to_default_action(SIGILL);
 }
 
 // ---- The handler ---------------------------------------------------------------
@@ -480,16 +498,8 @@ void pass_sigill_on(int sig, siginfo_t* info, void* context) {
 //! translation. Kept out of the hit path: it allocates (lowering).
 __attribute__((noinline)) void run_in_reference_interpreter(const Site& site, CpuState& s) {
   std::string error;
-  if (!interpret(site.original, site.length, s, &error)) {
-    sys::Line line;
-    line.str("avx512emu: the reference interpreter cannot run ").str(site.mnemonic).str(" at ");
-    line.hex(site.address).str(": ").str(error.c_str()).str("; terminating with SIGILL");
-    line.emit();
-    sys::KernelSigaction dfl = {};
-    dfl.handler = reinterpret_cast<void*>(SIG_DFL);
-    sys::rt_sigaction(SIGILL, &dfl, nullptr);
-    __builtin_trap();
-  }
+  if (!interpret(site.original, site.length, s, &error))
+    terminate_with_sigill("the reference interpreter cannot run", site, error.c_str());
 }
 
 //! QEMU 7.2 enters handlers with rsp misaligned by 8: realign.
@@ -542,15 +552,7 @@ __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* 
 }
 
 [[noreturn]] void stub_fatal(const Site* site, const char* why) {
-  sys::Line line;
-  line.str("avx512emu: cannot run the stub of ").str(site->mnemonic).str(" at ").hex(site->address);
-  line.str(": ").str(why).str("; terminating with SIGILL");
-  line.emit();
-  // Not through our handler again: SIGILL at its default action, then ud2.
-  sys::KernelSigaction dfl = {};
-  dfl.handler = reinterpret_cast<void*>(SIG_DFL);
-  sys::rt_sigaction(SIGILL, &dfl, nullptr);
-  __builtin_trap();
+  terminate_with_sigill("cannot run the stub of", *site, why);
 }
 
 }  // namespace
@@ -698,9 +700,7 @@ __attribute__((force_align_arg_pointer)) void handle_fault(int sig, siginfo_t* i
   }
   // Default action: returning re-executes the faulting access, which now
   // meets it.
-  sys::KernelSigaction dfl = {};
-  dfl.handler = reinterpret_cast<void*>(SIG_DFL);
-  sys::rt_sigaction(sig, &dfl, nullptr);
+  reset_to_default_action(sig);
 }
 
 //! libc's sigaction: this library's own `sigaction` is the interposer
