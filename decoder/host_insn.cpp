@@ -31,6 +31,13 @@ void note_register(ZydisRegister r, bool read, bool written, HostInsn& out) {
   }
 }
 
+//! Zydis flag bits as HostFlag bits.
+uint8_t host_flags(ZydisAccessedFlagsMask m) {
+  return uint8_t((m & ZYDIS_CPUFLAG_CF ? kHostCF : 0) | (m & ZYDIS_CPUFLAG_PF ? kHostPF : 0) |
+                 (m & ZYDIS_CPUFLAG_AF ? kHostAF : 0) | (m & ZYDIS_CPUFLAG_ZF ? kHostZF : 0) |
+                 (m & ZYDIS_CPUFLAG_SF ? kHostSF : 0) | (m & ZYDIS_CPUFLAG_OF ? kHostOF : 0));
+}
+
 int segment_of(ZydisRegister s) {
   return s == ZYDIS_REGISTER_FS ? 1 : s == ZYDIS_REGISTER_GS ? 2 : 0;
 }
@@ -144,7 +151,11 @@ bool decode_host_insn(const uint8_t* bytes, size_t size, HostInsn& out) {
                                               ZYDIS_CPUFLAG_DF;
     const ZydisAccessedFlags& f = *zi.cpu_flags;
     out.flags_written = ((f.modified | f.set_0 | f.set_1 | f.undefined) & kArith) != 0;
+    out.flags_tested = host_flags(f.tested);
+    out.flags_replaced = host_flags(f.modified | f.set_0 | f.set_1 | f.undefined);
   }
+  out.vex = zi.encoding == ZYDIS_INSTRUCTION_ENCODING_VEX;
+  out.evex = zi.encoding == ZYDIS_INSTRUCTION_ENCODING_EVEX;
   return true;
 }
 

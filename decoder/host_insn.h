@@ -21,6 +21,12 @@ enum class HostInsnKind : uint8_t {
   kOther,       //!< Any other control transfer (call, indirect jmp, syscall, ...).
 };
 
+//! Bits of HostInsn::flags_tested / flags_replaced.
+enum HostFlag : uint8_t {
+  kHostCF = 1, kHostPF = 2, kHostAF = 4, kHostZF = 8, kHostSF = 16, kHostOF = 32,
+  kHostArithFlags = 63,
+};
+
 //! One memory operand (the explicit one; instructions with two are kOther
 //! for our purposes and flagged in `two_memory_operands`).
 struct HostMemOperand {
@@ -52,6 +58,12 @@ struct HostInsn {
   uint16_t vecs_written = 0;
   bool high_vec = false;      //!< Touches a vector register 16..31, a k register or a zmm.
   bool flags_written = false; //!< Any of OSZAPC/DF written (set, cleared or left undefined).
+  //! The arithmetic flags (HostFlag bits) the instruction tests, and the ones
+  //! it leaves with a new value (set, cleared or undefined): enough for a
+  //! flags-liveness scan over copied code.
+  uint8_t flags_tested = 0, flags_replaced = 0;
+  bool vex = false;           //!< VEX-encoded (writes zero bits 511:256 of its vector destination).
+  bool evex = false;          //!< EVEX-encoded: an AVX-512 instruction.
   bool stack = false;         //!< push/pop/call/ret/enter/leave or rsp written.
 };
 

@@ -40,10 +40,12 @@
 
 #include <atomic>
 #include <cstddef>
+#include <new>
 
 #include "cpu_state.h"
 #include "host_insn.h"
 #include "live_form.h"
+#include "loop_region.h"
 #include "signal_safe.h"
 #include "vex_idioms.h"
 
@@ -268,19 +270,23 @@ class Writer {
 constexpr uint8_t kCcZ = 0x4, kCcNz = 0x5;
 
 //! The step table at the end of every inline stub, for mapping a fault in
-//! a translation back to the guest instruction (find_live_stub_fault).
+//! a translation, or in an instruction a loop region copied, back to the
+//! guest instruction (find_live_stub_fault). One row per step or copied
+//! instruction.
 struct StubTableHeader {
   uint32_t magic;
-  uint16_t steps;
-  uint16_t gprs_in_block;
+  uint16_t rows;
+  uint16_t pad;
 };
-struct StubTableStep {
+struct StubTableRow {
   uint64_t guest_rip;
   uint32_t body_begin, body_end, data_begin, data_end;  //!< offsets in the stub
   uint16_t ymm_spilled;
-  uint8_t flags_in_block;
-  uint8_t pad[5];
+  uint16_t gprs_in_block;
+  uint8_t flags;  //!< LiveStubFault::Flags
+  uint8_t pad[3];
 };
+static_assert(sizeof(StubTableRow) == 32);
 constexpr uint32_t kStubTableMagic = 0x5354424c;  // marks a step table
 
 //! Registered inline stubs: start, size, offset of the step table.
@@ -430,16 +436,16 @@ bool find_live_stub_fault(uint64_t rip, LiveStubFault& out) {
     sys::copy(&header, reinterpret_cast<const void*>(start + r.table), sizeof header);
     if (header.magic != kStubTableMagic) return false;
     const uint64_t off = rip - start;
-    for (uint16_t k = 0; k < header.steps; ++k) {
-      StubTableStep step;
-      sys::copy(&step, reinterpret_cast<const void*>(start + r.table + sizeof header + k * sizeof step),
-                sizeof step);
-      if ((off >= step.body_begin && off < step.body_end) ||
-          (off >= step.data_begin && off < step.data_end)) {
-        out.guest_rip = step.guest_rip;
-        out.gprs_in_block = header.gprs_in_block;
-        out.ymm_spilled = step.ymm_spilled;
-        out.flags_in_block = step.flags_in_block;
+    for (uint16_t k = 0; k < header.rows; ++k) {
+      StubTableRow row;
+      sys::copy(&row, reinterpret_cast<const void*>(start + r.table + sizeof header + k * sizeof row),
+                sizeof row);
+      if ((off >= row.body_begin && off < row.body_end) ||
+          (off >= row.data_begin && off < row.data_end)) {
+        out.guest_rip = row.guest_rip;
+        out.gprs_in_block = row.gprs_in_block;
+        out.ymm_spilled = row.ymm_spilled;
+        out.flags = LiveStubFault::Flags(row.flags);
         return true;
       }
     }
@@ -452,114 +458,121 @@ uint64_t live_hw_sync_address() {
   return reinterpret_cast<uint64_t>(&avx512emu_live_hw_sync);
 }
 
-size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
-                       const char** why) {
-  namespace so = state_offset;
-  const char* unused = nullptr;
-  if (!why) why = &unused;
-  if (!g_env.enabled || plan.count == 0) {
-    *why = "inline stubs are off";
-    return 0;
-  }
-  static PlanForms p;  // large; the patch lock serialises builders
-  p = PlanForms{};
-  if (!analyse(plan, p, why)) return 0;
+namespace {
 
-  // Registers to move. The stub itself uses rax, rdi and one ymm (t) for
-  // the VEX-write check; rsp is the program's and never written.
-  const uint16_t kFixed = (1u << kRax) | (1u << kRdi) | (1u << kRsp);
-  const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
-  const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixed);
-  uint16_t used = 0;  // ymm any step reads, writes or clobbers
-  for (uint32_t i = 0; i < plan.count; ++i) {
-    const Step& st = p.step[i];
-    used |= uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.scratch);
-  }
-  // Prefer a register no step touches: its spill and reload then stay off
-  // every step's dependency chains.
-  int t = lowest_bit(uint16_t(~(p.check | used) & 0xffff));
-  if (t < 0) t = lowest_bit(uint16_t(~p.check & 0xffff));
-  if (t < 0) t = 15;
-  auto ymm_spill = [](int v) { return g_env.ymm_spill + 32 * v; };
+namespace so = state_offset;
 
-  Writer w(out, capacity);
-  // ---- entry
-  w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-  w.store_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
-  w.byte(0x9f);                    // lahf
-  w.bytes({0x0f, 0x90, 0xc0});     // seto al
-  w.bytes({0x64, 0x66, 0x89});     // mov fs:[spill.flags], ax
-  w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
-  w.bytes({0x64, 0x83, 0x3c, 0x25});  // cmp dword fs:[depth], 0
-  w.d32(g_env.tls_depth);
-  w.byte(0x00);
-  const size_t to_slow_depth = w.jcc(kCcNz);
-  w.load_fs(kRdi, g_env.tls_shadow);
-  w.bytes({0x48, 0x85, 0xff});     // test rdi, rdi
-  const size_t to_slow_block = w.jcc(kCcZ);
-  w.bytes({0x64, 0xc7, 0x04, 0x25});  // mov dword fs:[depth], 1
-  w.d32(g_env.tls_depth);
-  w.d32(1);
-  w.bytes({0x66, 0x89});           // mov [rdi+flags_save], ax
-  w.modrm_rdi(kRax, g_env.flags_save);
-  w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
-  w.store_gpr(kRax, so::gpr(kRax));
-  w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-  w.store_gpr(kRax, so::gpr(kRdi));
-  for (int r = 0; r < 16; ++r)
-    if (gpr_save >> r & 1) w.store_gpr(r, so::gpr(r));
-  if (p.gprs_read >> kRsp & 1) w.store_gpr(kRsp, so::gpr(kRsp));
-  if (p.reads_mxcsr) {
-    w.bytes({0xc5, 0xf8, 0xae});   // vstmxcsr [rdi+mxcsr]
-    w.modrm_rdi(3, so::kMxcsr);
+constexpr uint16_t kStubGprs = (1u << kRax) | (1u << kRdi);  // the stub's own: block pointer, scratch
+
+//! One inline stub as it is written: the entry, the steps, the ways out,
+//! the slow path, the rare paths of the VEX-write check, the steps'
+//! constants and the step table, in that order. A plan stub runs its steps
+//! once (build_live_stub); a loop region's stub interleaves them with copied
+//! instructions and branches (build_region_stub).
+class StubBuilder {
+ public:
+  void reset(uint64_t address, const StubPlan& steps, PlanForms& p, uint8_t* out, size_t capacity,
+             bool region) {
+    this->~StubBuilder();
+    new (this) StubBuilder(address, steps, p, out, capacity, region);
   }
-  // ymm bookkeeping as the steps go: `spilled` registers hold scratch and
-  // their guest value is in the spill space; `block_current` ones equal
+
+  Writer w{nullptr, 0};
+
+  // ---- ymm bookkeeping as the steps go: `spilled` registers hold scratch
+  // and their guest value is in the spill space; `block_current` ones equal
   // their copy in the block; `modified` ones were written by the stub (any
   // VEX write: their upper bits need the hardware sync), `results` ones got
   // a new guest value.
   uint16_t spilled = 0, block_current = 0, modified = 0, results = 0;
-  auto spill = [&](uint16_t regs) {
+  bool flags_in_block = false;  //!< a step wrote the guest's flags into the block
+  uint16_t gprs_in_block = 0;   //!< guest GPRs whose value is in the block now
+
+  static int32_t ymm_spill(int v) { return g_env.ymm_spill + 32 * v; }
+  void spill(uint16_t regs) {
     for (int v = 0; v < 16; ++v)
       if ((regs & ~spilled) >> v & 1) w.store_ymm(v, ymm_spill(v));
     spilled |= regs;
     modified |= regs;
-  };
-  auto unspill = [&](uint16_t regs) {
+  }
+  void unspill(uint16_t regs) {
     for (int v = 0; v < 16; ++v)
       if ((regs & spilled) >> v & 1) w.load_ymm(v, ymm_spill(v));
     spilled = uint16_t(spilled & ~regs);
-  };
-
-  // VEX-write detection for the ymm registers whose upper half (or, for a
-  // memory form, whose block copy) the plan reads, against what the last
-  // exit left; the rare paths (a change) are placed after the exit.
-  size_t rare_field[16] = {}, rare_back[16] = {};
-  if (p.check) spill(uint16_t(1u << t));
-  for (int v = 0; v < 16; ++v) {
-    if (!(p.check >> v & 1)) continue;
-    if (v == t) {
-      w.load_ymm(t, ymm_spill(t));
-      w.cmpeqb_ymm(t, t, so::zmm(v));
-    } else {
-      w.cmpeqb_ymm(t, v, so::zmm(v));
-    }
-    w.movmskb_eax(t);
-    w.bytes({0xff, 0xc0});         // inc eax: zero when all 32 bytes were equal
-    rare_field[v] = w.jcc(kCcNz);
-    rare_back[v] = w.size();  // unchanged: the block's copy already equals it
-    block_current |= uint16_t(1u << v);
   }
 
-  // ---- the steps
-  size_t body_at[StubPlan::kMaxSites] = {};
-  size_t data_at[StubPlan::kMaxSites] = {};
-  uint16_t spilled_at[StubPlan::kMaxSites] = {};
-  bool flags_in_block_at[StubPlan::kMaxSites] = {};
-  bool flags_in_block = false;
-  for (uint32_t i = 0; i < plan.count; ++i) {
-    const Site& site = *plan.sites[i];
-    const Step& st = p.step[i];
+  //! The entry: rdi, rax and the flags to fs:[spill]; to the slow path when
+  //! nested or without a block; depth := 1; the spilled words and the GPRs
+  //! in `gpr_save` into the block; MXCSR; the VEX-write check of the ymm
+  //! registers whose upper half (or, for a memory form, whose block copy)
+  //! the steps read, against what the last exit left (sigill_runtime.h).
+  //! The rare paths (a change) go after the exits (rare_paths()).
+  void entry(uint16_t gpr_save) {
+    w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    w.store_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
+    w.byte(0x9f);                    // lahf
+    w.bytes({0x0f, 0x90, 0xc0});     // seto al
+    w.bytes({0x64, 0x66, 0x89});     // mov fs:[spill.flags], ax
+    w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
+    w.bytes({0x64, 0x83, 0x3c, 0x25});  // cmp dword fs:[depth], 0
+    w.d32(g_env.tls_depth);
+    w.byte(0x00);
+    to_slow_[0] = w.jcc(kCcNz);
+    w.load_fs(kRdi, g_env.tls_shadow);
+    w.bytes({0x48, 0x85, 0xff});     // test rdi, rdi
+    to_slow_[1] = w.jcc(kCcZ);
+    w.bytes({0x64, 0xc7, 0x04, 0x25});  // mov dword fs:[depth], 1
+    w.d32(g_env.tls_depth);
+    w.d32(1);
+    w.bytes({0x66, 0x89});           // mov [rdi+flags_save], ax
+    w.modrm_rdi(kRax, g_env.flags_save);
+    w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
+    w.store_gpr(kRax, so::gpr(kRax));
+    w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    w.store_gpr(kRax, so::gpr(kRdi));
+    for (int r = 0; r < 16; ++r)
+      if (gpr_save >> r & 1) w.store_gpr(r, so::gpr(r));
+    if (p_->gprs_read >> kRsp & 1) w.store_gpr(kRsp, so::gpr(kRsp));
+    if (p_->reads_mxcsr) {
+      w.bytes({0xc5, 0xf8, 0xae});   // vstmxcsr [rdi+mxcsr]
+      w.modrm_rdi(3, so::kMxcsr);
+    }
+    gprs_in_block = uint16_t(gpr_save | kStubGprs);
+
+    // The check uses one ymm, t; prefer a register no step touches: its
+    // spill and reload then stay off every step's dependency chains.
+    uint16_t used = 0;
+    for (uint32_t i = 0; i < steps_->count; ++i) {
+      const Step& st = p_->step[i];
+      used |= uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.scratch);
+    }
+    t_ = lowest_bit(uint16_t(~(p_->check | used) & 0xffff));
+    if (t_ < 0) t_ = lowest_bit(uint16_t(~p_->check & 0xffff));
+    if (t_ < 0) t_ = 15;
+    if (p_->check) spill(uint16_t(1u << t_));
+    for (int v = 0; v < 16; ++v) {
+      if (!(p_->check >> v & 1)) continue;
+      if (v == t_) {
+        w.load_ymm(t_, ymm_spill(t_));
+        w.cmpeqb_ymm(t_, t_, so::zmm(v));
+      } else {
+        w.cmpeqb_ymm(t_, v, so::zmm(v));
+      }
+      w.movmskb_eax(t_);
+      w.bytes({0xff, 0xc0});         // inc eax: zero when all 32 bytes were equal
+      rare_field_[v] = w.jcc(kCcNz);
+      rare_back_[v] = w.size();  // unchanged: the block's copy already equals it
+      block_current |= uint16_t(1u << v);
+    }
+  }
+
+  //! Step `i`: its register form (on the live ymm) or its memory form (the
+  //! ymm it reads stored to the block, the ones it writes loaded back), or a
+  //! VEX zeroing idiom run natively with the block's upper halves cleared
+  //! after it. Scratch ymm go to the spill space first.
+  void step(uint32_t i) {
+    const Site& site = *steps_->sites[i];
+    const Step& st = p_->step[i];
     const jit::LiveForm& f = st.form;
     unspill(uint16_t(st.live_read | st.block_read));
     for (int v = 0; v < 16; ++v)
@@ -571,26 +584,21 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
       w.q64(site.address);
       w.store_gpr(kRax, so::kRip);
     }
-    body_at[i] = w.size();
-    spilled_at[i] = spilled;
-    flags_in_block_at[i] = flags_in_block;
+    body_at_[i] = w.size();
+    step_row_[i] = row_count_;
+    add_row(site.address, body_at_[i], body_at_[i] + (f.body_end - f.body_begin), gprs_in_block,
+            spilled, flags_in_block ? LiveStubFault::kFlagsInBlock : LiveStubFault::kFlagsEntryWord);
     flags_in_block |= f.writes_rflags;
     w.copy(st.code + f.body_begin, f.body_end - f.body_begin);
     if (st.idiom.kind != VexIdiomKind::kNone) {
       // The instruction cleared bits 255:width of the live registers; the
-      // block's bits 511:256 follow (mov qword [rdi+..], 0).
-      for (int v = 0; v < 16; ++v) {
-        if (!(st.live_written >> v & 1)) continue;
-        for (int q = 0; q < 4; ++q) {
-          w.bytes({0x48, 0xc7});
-          w.modrm_rdi(0, so::zmm(v) + 32 + 8 * q);
-          w.d32(0);
-        }
-      }
+      // block's bits 511:256 follow.
+      for (int v = 0; v < 16; ++v)
+        if (st.live_written >> v & 1) zero_block_upper(v);
     }
     if (g_env.count_runs) {
-      w.bytes({0x48, 0xb8});       // movabs rax, &site.stub_runs
-      w.q64(reinterpret_cast<uint64_t>(&site.stub_runs));
+      w.bytes({0x48, 0xb8});       // movabs rax, &site's counter
+      w.q64(reinterpret_cast<uint64_t>(region_ ? &site.region_runs : &site.stub_runs));
       w.bytes({0xf0, 0x48, 0xff, 0x00});  // lock inc qword [rax]
     }
     // Results: a memory form's are in the block, a register form's live.
@@ -603,151 +611,441 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     block_current = uint16_t((block_current & ~st.live_written) | st.block_written);
   }
 
-  // ---- exit: guest values back from the spill space, and the block's copy
-  // of every ymm the plan gave a new value in place (the next entry's VEX
-  // check compares against it). A register only borrowed as scratch keeps
-  // its old copy, so a VEX write before this entry is still seen later.
-  unspill(spilled);
-  for (int v = 0; v < 16; ++v)
-    if ((results & ~block_current) >> v & 1) w.store_ymm(v, so::zmm(v));
-  if (g_env.hw_sync) {
-    // AVX-512 host: VEX loads zeroed bits 511:256 of every ymm restored
-    // above; put the shadow's upper halves back, and the opmasks and
-    // zmm16-31 the plan wrote, so natively run AVX-512 code sees them.
-    const uint32_t uppers = uint32_t(modified) | p.upper_written;
-    for (int r = 0; r < 32; ++r)
-      if (uppers >> r & 1) w.copy(g_hw_sync.insn(r), g_hw_sync.length[r]);
-    for (int r = 0; r < 8; ++r)
-      if (p.k_written >> r & 1) w.copy(g_hw_sync.insn(32 + r), g_hw_sync.length[32 + r]);
-  }
-  for (int r = 0; r < 16; ++r)
-    if (gpr_restore >> r & 1) w.load_gpr(r, so::gpr(r));
-  if (p.writes_rflags) {
-    // AH := RFLAGS[7:0] (SF ZF AF PF CF for sahf), AL := OF.
-    w.bytes({0x0f, 0xb6});         // movzx eax, byte [rdi+rflags]
-    w.modrm_rdi(kRax, so::kRflags);
-    w.bytes({0x88, 0xc4});         // mov ah, al
-    w.byte(0x8a);                  // mov al, byte [rdi+rflags+1]
-    w.modrm_rdi(kRax, so::kRflags + 1);
-    w.bytes({0xc0, 0xe8, 0x03});   // shr al, 3
-    w.bytes({0x24, 0x01});         // and al, 1
-  } else {
-    w.bytes({0x66, 0x8b});         // mov ax, [rdi+flags_save]
-    w.modrm_rdi(kRax, g_env.flags_save);
-  }
-  w.bytes({0x04, 0x7f});           // add al, 0x7f: OF := (al == 1)
-  w.byte(0x9e);                    // sahf
-  w.load_gpr(kRax, so::gpr(kRax));
-  w.load_gpr(kRdi, so::gpr(kRdi));
-  w.bytes({0x64, 0xc7, 0x04, 0x25});  // mov dword fs:[depth], 0
-  w.d32(g_env.tls_depth);
-  w.d32(0);
-  const Site& last = *plan.sites[plan.count - 1];
-  const uint64_t resume = last.address + last.length;
-  w.byte(0xe9);                    // jmp behind the plan
-  w.d32(int32_t(int64_t(resume) - int64_t(address + w.size() + 4)));
-
-  // ---- slow path: the state-block stub
-  const size_t slow = w.size();
-  w.link(to_slow_depth, slow);
-  w.link(to_slow_block, slow);
-  w.bytes({0x64, 0x66, 0x8b});     // mov ax, fs:[spill.flags]
-  w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
-  w.bytes({0x04, 0x7f});           // add al, 0x7f
-  w.byte(0x9e);                    // sahf
-  w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
-  w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-  w.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});  // lea rsp, [rsp-128]: over the red zone
-  w.byte(0x50);                             // push rax
-  w.bytes({0x48, 0xb8});                    // movabs rax, plan
-  w.q64(reinterpret_cast<uint64_t>(&plan));
-  const size_t call_field = [&] {
-    w.bytes({0xff, 0x15});                  // call [rip+entry literal]
-    const size_t at = w.size();
-    w.d32(0);
-    return at;
-  }();
-  w.byte(0x58);                                               // pop rax
-  w.bytes({0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00});  // lea rsp, [rsp+128]
-  w.byte(0xe9);                                               // jmp behind the plan
-  w.d32(int32_t(int64_t(resume) - int64_t(address + w.size() + 4)));
-  w.align(8, 0xcc);
-  w.link(call_field, w.size());
-  w.q64(reinterpret_cast<uint64_t>(&avx512emu_stub_entry));
-
-  // ---- rare paths of the VEX-write check: eax = movemask + 1 (nonzero)
-  for (int v = 0; v < 16; ++v) {
-    if (!(p.check >> v & 1)) continue;
-    w.link(rare_field[v], w.size());
-    w.bytes({0xff, 0xc8});                   // dec eax: the movemask
-    w.bytes({0xc1, 0xe8, 0x10});             // shr eax, 16: bytes 31:16 equal?
-    w.bytes({0x3d, 0xff, 0xff, 0x00, 0x00}); // cmp eax, 0xffff
-    const size_t to_zero = w.jcc(kCcNz);     // bits 255:128 changed: a VEX write
-    // Only bits 127:0 changed: a VEX write when bits 255:128 are zero
-    // (ambiguous with SSE; see sigill_runtime.h), else an SSE write.
-    w.load_gpr(kRax, so::zmm(v) + 16);
-    w.rex_w_rdi(kRax);
-    w.byte(0x0b);                            // or rax, [rdi+zmm+24]
-    w.modrm_rdi(kRax, so::zmm(v) + 24);
-    const size_t keep_upper = w.jcc(kCcNz);
-    w.link(to_zero, w.size());
-    for (int q = 0; q < 4; ++q) {            // mov qword [rdi+zmm+32+8q], 0
+  //! mov qword [rdi+zmm(v)+32+8q], 0 for q = 0..3: zmm v's bits 511:256.
+  void zero_block_upper(int v) {
+    for (int q = 0; q < 4; ++q) {
       w.bytes({0x48, 0xc7});
       w.modrm_rdi(0, so::zmm(v) + 32 + 8 * q);
       w.d32(0);
     }
-    // The new value becomes the block's copy (t's own is in the spill space).
-    w.link(keep_upper, w.size());
-    if (v == t) {
-      w.load_ymm(t, ymm_spill(t));
-      w.store_ymm(t, so::zmm(v));
-      w.load_ymm(t, ymm_spill(t));
-    } else {
-      w.store_ymm(v, so::zmm(v));
-    }
-    w.link(w.jmp(), rare_back[v]);
   }
 
-  // ---- tails and constants, each block at its original offset modulo 32
-  for (uint32_t i = 0; i < plan.count; ++i) {
-    const jit::LiveForm& f = p.step[i].form;
-    const uint8_t* code = p.step[i].code;
-    while ((address + w.size()) % 32 != f.data_begin % 32) w.byte(0xcc);
-    data_at[i] = w.size();
-    w.copy(code + f.data_begin, f.data_end - f.data_begin);
-    for (uint8_t x = 0; x < f.fixup_count; ++x) {
-      const jit::LiveForm::Fixup& fx = f.fixups[x];
-      const size_t field = body_at[i] + (fx.field - f.body_begin);
-      const size_t next = body_at[i] + (fx.next - f.body_begin);
-      const size_t target = fx.to_body_end ? body_at[i] + (f.body_end - f.body_begin)
-                                           : data_at[i] + (fx.target - f.data_begin);
-      w.put32_at(field, int32_t(int64_t(target) - int64_t(next)));
+  //! Host flags := the guest's: the block's rflags when a step wrote them,
+  //! else the entry flags word. Clobbers rax.
+  void restore_flags() {
+    if (flags_in_block) {
+      // AH := RFLAGS[7:0] (SF ZF AF PF CF for sahf), AL := OF.
+      w.bytes({0x0f, 0xb6});         // movzx eax, byte [rdi+rflags]
+      w.modrm_rdi(kRax, so::kRflags);
+      w.bytes({0x88, 0xc4});         // mov ah, al
+      w.byte(0x8a);                  // mov al, byte [rdi+rflags+1]
+      w.modrm_rdi(kRax, so::kRflags + 1);
+      w.bytes({0xc0, 0xe8, 0x03});   // shr al, 3
+      w.bytes({0x24, 0x01});         // and al, 1
+    } else {
+      w.bytes({0x66, 0x8b});         // mov ax, [rdi+flags_save]
+      w.modrm_rdi(kRax, g_env.flags_save);
+    }
+    w.bytes({0x04, 0x7f});           // add al, 0x7f: OF := (al == 1)
+    w.byte(0x9e);                    // sahf
+  }
+
+  //! AVX-512 hosts: VEX loads zeroed bits 511:256 of every ymm the stub
+  //! restored; put the block's upper halves back, and the opmasks and
+  //! zmm16-31 the steps wrote, so natively run AVX-512 code sees them.
+  void hw_sync() {
+    if (!g_env.hw_sync) return;
+    const uint32_t uppers = uint32_t(modified) | p_->upper_written;
+    for (int r = 0; r < 32; ++r)
+      if (uppers >> r & 1) w.copy(g_hw_sync.insn(r), g_hw_sync.length[r]);
+    for (int r = 0; r < 8; ++r)
+      if (p_->k_written >> r & 1) w.copy(g_hw_sync.insn(32 + r), g_hw_sync.length[32 + r]);
+  }
+
+  //! jmp rel32 to an absolute address.
+  void jmp_to(uint64_t target) {
+    w.byte(0xe9);
+    w.d32(int32_t(int64_t(target) - int64_t(address_ + w.size() + 4)));
+  }
+  //! mov dword fs:[depth], 0
+  void release_depth() {
+    w.bytes({0x64, 0xc7, 0x04, 0x25});
+    w.d32(g_env.tls_depth);
+    w.d32(0);
+  }
+
+  //! The plan stub's way out: guest values back from the spill space, the
+  //! block's copy of every ymm given a new value in place (the next entry's
+  //! VEX check compares against it; a register only borrowed as scratch
+  //! keeps its old copy, so a VEX write before this entry is still seen
+  //! later), the GPRs in `gpr_restore`, the flags, rax and rdi; depth := 0;
+  //! jmp to `resume`.
+  void plan_exit(uint16_t gpr_restore, uint64_t resume) {
+    unspill(spilled);
+    for (int v = 0; v < 16; ++v)
+      if ((results & ~block_current) >> v & 1) w.store_ymm(v, so::zmm(v));
+    hw_sync();
+    for (int r = 0; r < 16; ++r)
+      if (gpr_restore >> r & 1) w.load_gpr(r, so::gpr(r));
+    restore_flags();
+    w.load_gpr(kRax, so::gpr(kRax));
+    w.load_gpr(kRdi, so::gpr(kRdi));
+    release_depth();
+    jmp_to(resume);
+  }
+
+  //! The slow path: flags, rax and rdi back from fs:[spill], then the
+  //! state-block stub for `plan` (push/call avx512emu_stub_entry, below the
+  //! red zone), then jmp to `resume`.
+  void slow_path(const StubPlan& plan, uint64_t resume) {
+    const size_t slow = w.size();
+    w.link(to_slow_[0], slow);
+    w.link(to_slow_[1], slow);
+    w.bytes({0x64, 0x66, 0x8b});     // mov ax, fs:[spill.flags]
+    w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
+    w.bytes({0x04, 0x7f});           // add al, 0x7f
+    w.byte(0x9e);                    // sahf
+    w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
+    w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    w.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});  // lea rsp, [rsp-128]: over the red zone
+    w.byte(0x50);                             // push rax
+    w.bytes({0x48, 0xb8});                    // movabs rax, plan
+    w.q64(reinterpret_cast<uint64_t>(&plan));
+    w.bytes({0xff, 0x15});                    // call [rip+entry literal]
+    const size_t call_field = w.size();
+    w.d32(0);
+    w.byte(0x58);                                               // pop rax
+    w.bytes({0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00});  // lea rsp, [rsp+128]
+    jmp_to(resume);
+    w.align(8, 0xcc);
+    w.link(call_field, w.size());
+    w.q64(reinterpret_cast<uint64_t>(&avx512emu_stub_entry));
+  }
+
+  //! The rare paths of the VEX-write check: eax = movemask + 1 (nonzero).
+  void rare_paths() {
+    for (int v = 0; v < 16; ++v) {
+      if (!(p_->check >> v & 1)) continue;
+      w.link(rare_field_[v], w.size());
+      w.bytes({0xff, 0xc8});                   // dec eax: the movemask
+      w.bytes({0xc1, 0xe8, 0x10});             // shr eax, 16: bytes 31:16 equal?
+      w.bytes({0x3d, 0xff, 0xff, 0x00, 0x00}); // cmp eax, 0xffff
+      const size_t to_zero = w.jcc(kCcNz);     // bits 255:128 changed: a VEX write
+      // Only bits 127:0 changed: a VEX write when bits 255:128 are zero
+      // (ambiguous with SSE; see sigill_runtime.h), else an SSE write.
+      w.load_gpr(kRax, so::zmm(v) + 16);
+      w.rex_w_rdi(kRax);
+      w.byte(0x0b);                            // or rax, [rdi+zmm+24]
+      w.modrm_rdi(kRax, so::zmm(v) + 24);
+      const size_t keep_upper = w.jcc(kCcNz);
+      w.link(to_zero, w.size());
+      zero_block_upper(v);
+      // The new value becomes the block's copy (t's own is in the spill space).
+      w.link(keep_upper, w.size());
+      if (v == t_) {
+        w.load_ymm(t_, ymm_spill(t_));
+        w.store_ymm(t_, so::zmm(v));
+        w.load_ymm(t_, ymm_spill(t_));
+      } else {
+        w.store_ymm(v, so::zmm(v));
+      }
+      w.link(w.jmp(), rare_back_[v]);
     }
   }
-  // ---- the step table (the stub's last bytes; see StubTableHeader)
-  w.align(8, 0xcc);
-  const size_t table_at = w.size();
-  const StubTableHeader header{kStubTableMagic, uint16_t(plan.count),
-                               uint16_t(gpr_save | (1u << kRax) | (1u << kRdi))};
-  w.copy(reinterpret_cast<const uint8_t*>(&header), sizeof header);
-  for (uint32_t i = 0; i < plan.count; ++i) {
-    const jit::LiveForm& f = p.step[i].form;
-    StubTableStep step{};
-    step.guest_rip = plan.sites[i]->address;
-    step.body_begin = uint32_t(body_at[i]);
-    step.body_end = uint32_t(body_at[i] + (f.body_end - f.body_begin));
-    step.data_begin = uint32_t(data_at[i]);
-    step.data_end = uint32_t(data_at[i] + (f.data_end - f.data_begin));
-    step.ymm_spilled = spilled_at[i];
-    step.flags_in_block = flags_in_block_at[i];
-    w.copy(reinterpret_cast<const uint8_t*>(&step), sizeof step);
+
+  //! Tails and constants, each step's block at its original offset modulo
+  //! 32, with the bodies' relative fields into them fixed up.
+  void constants() {
+    for (uint32_t i = 0; i < steps_->count; ++i) {
+      const jit::LiveForm& f = p_->step[i].form;
+      const uint8_t* code = p_->step[i].code;
+      while ((address_ + w.size()) % 32 != f.data_begin % 32) w.byte(0xcc);
+      data_at_[i] = w.size();
+      w.copy(code + f.data_begin, f.data_end - f.data_begin);
+      for (uint8_t x = 0; x < f.fixup_count; ++x) {
+        const jit::LiveForm::Fixup& fx = f.fixups[x];
+        const size_t field = body_at_[i] + (fx.field - f.body_begin);
+        const size_t next = body_at_[i] + (fx.next - f.body_begin);
+        const size_t target = fx.to_body_end ? body_at_[i] + (f.body_end - f.body_begin)
+                                             : data_at_[i] + (fx.target - f.data_begin);
+        w.put32_at(field, int32_t(int64_t(target) - int64_t(next)));
+      }
+      StubTableRow& row = rows_[step_row_[i]];
+      row.data_begin = uint32_t(data_at_[i]);
+      row.data_end = uint32_t(data_at_[i] + (f.data_end - f.data_begin));
+    }
   }
-  w.d32(int32_t(table_at));  // the table's offset, in the stub's last 4 bytes
-  if (w.overflow()) {
-    *why = "stub too large";
+
+  //! A row of the step table (see find_live_stub_fault).
+  void add_row(uint64_t guest_rip, size_t begin, size_t end, uint16_t in_block, uint16_t ymm_spilled,
+               LiveStubFault::Flags flags) {
+    if (row_count_ == kMaxRows) {
+      rows_overflow_ = true;
+      return;
+    }
+    StubTableRow& row = rows_[row_count_++];
+    row = StubTableRow{};
+    row.guest_rip = guest_rip;
+    row.body_begin = uint32_t(begin);
+    row.body_end = uint32_t(end);
+    row.gprs_in_block = in_block;
+    row.ymm_spilled = ymm_spilled;
+    row.flags = flags;
+  }
+
+  //! The step table, the stub's last bytes; returns the stub's size, or 0
+  //! (with `why`) when it did not fit.
+  size_t finish(const char** why) {
+    w.align(8, 0xcc);
+    const size_t table_at = w.size();
+    const StubTableHeader header{kStubTableMagic, uint16_t(row_count_), 0};
+    w.copy(reinterpret_cast<const uint8_t*>(&header), sizeof header);
+    for (uint32_t i = 0; i < row_count_; ++i)
+      w.copy(reinterpret_cast<const uint8_t*>(&rows_[i]), sizeof rows_[i]);
+    w.d32(int32_t(table_at));  // the table's offset, in the stub's last 4 bytes
+    if (w.overflow() || rows_overflow_) {
+      *why = "stub too large";
+      return 0;
+    }
+    return w.size();
+  }
+
+  // ---- Loop regions: transitions between copied code (every guest GPR in
+  // its real register, the real flags the guest's) and a run of steps (rdi
+  // the block, rax scratch, the registers the run touches in the block).
+  // Only moves: the flags pass through untouched.
+
+  //! Into a run from copied code: the block pointer into rdi, and the GPRs
+  //! in `store` into the block (copied code may have changed them; the
+  //! others' block copies are still current).
+  void enter_run(uint16_t store) {
+    const bool rdi = store >> kRdi & 1;
+    if (rdi) w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    w.load_fs(kRdi, g_env.tls_shadow);
+    for (int r = 0; r < 16; ++r)
+      if ((store & ~(1u << kRdi)) >> r & 1) w.store_gpr(r, so::gpr(r));
+    if (rdi) {
+      w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+      w.store_gpr(kRax, so::gpr(kRdi));
+    }
+    spilled = 0;
+    block_current = 0;
+    flags_in_block = false;
+  }
+
+  //! Out of a run into copied code: spilled ymm back, the guest's flags
+  //! when `flags` (from the block: the run wrote them), the GPRs in `load`
+  //! and rdi from the block.
+  void leave_run(uint16_t load, bool flags) {
+    unspill(spilled);
+    if (flags) restore_flags();
+    for (int r = 0; r < 16; ++r)
+      if ((load & ~(1u << kRdi)) >> r & 1) w.load_gpr(r, so::gpr(r));
+    w.load_gpr(kRdi, so::gpr(kRdi));
+  }
+
+  //! Out of the region, from copied code, to `target` in the original
+  //! code: the block's copy of every ymm the region may have changed (for
+  //! the next entry's VEX check), the hardware sync, depth := 0.
+  void region_exit(uint64_t target) {
+    w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    w.load_fs(kRdi, g_env.tls_shadow);
+    for (int v = 0; v < 16; ++v)
+      if (results >> v & 1) w.store_ymm(v, so::zmm(v));
+    hw_sync();
+    w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    release_depth();
+    jmp_to(target);
+  }
+
+  //! A copied instruction other than a branch, its RIP-relative operand
+  //! pointed at the same address; a VEX write clears the block's upper
+  //! half of its destination, as the hardware clears the register's.
+  bool copy_insn(const LoopRegion::Insn& in, const char** why) {
+    const size_t at = w.size();
+    w.copy(in.bytes, in.length);
+    if (in.host.rel_size) {
+      const int64_t target = int64_t(in.address) + in.host.rel_target;
+      const int64_t disp = target - int64_t(address_ + at + in.length);
+      // Address 0 is the measuring pass (patch_site): no reach to check.
+      if (in.host.rel_size != 4 || (address_ && disp != int32_t(disp))) {
+        *why = "a RIP-relative operand out of reach";
+        return false;
+      }
+      w.put32_at(at + in.host.rel_offset, int32_t(disp));
+    }
+    add_row(in.address, at, at + in.length, 0, 0, LiveStubFault::kFlagsLive);
+    const uint16_t vecs = in.host.vecs_written;
+    results |= vecs;
+    if (in.host.vex && vecs) {
+      w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+      w.load_fs(kRdi, g_env.tls_shadow);
+      for (int v = 0; v < 16; ++v)
+        if (vecs >> v & 1) zero_block_upper(v);
+      w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    }
+    return true;
+  }
+
+  uint64_t address() const { return address_; }
+
+ private:
+  StubBuilder(uint64_t address, const StubPlan& steps, PlanForms& p, uint8_t* out, size_t capacity,
+              bool region)
+      : w(out, capacity), address_(address), steps_(&steps), p_(&p), region_(region) {}
+  friend StubBuilder* stub_builder();
+  StubBuilder() = default;
+
+  static constexpr uint32_t kMaxRows = LoopRegion::kMaxInsns;
+  uint64_t address_ = 0;
+  const StubPlan* steps_ = nullptr;
+  PlanForms* p_ = nullptr;
+  bool region_ = false;
+  int t_ = 15;
+  size_t to_slow_[2] = {};
+  size_t rare_field_[16] = {}, rare_back_[16] = {};
+  size_t body_at_[StubPlan::kMaxSites] = {}, data_at_[StubPlan::kMaxSites] = {};
+  uint32_t step_row_[StubPlan::kMaxSites] = {};
+  StubTableRow rows_[kMaxRows];
+  uint32_t row_count_ = 0;
+  bool rows_overflow_ = false;
+};
+
+//! The one builder (large; the patch lock serialises builders).
+StubBuilder* stub_builder() {
+  static StubBuilder b;
+  return &b;
+}
+
+}  // namespace
+
+size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
+                       const char** why) {
+  const char* unused = nullptr;
+  if (!why) why = &unused;
+  if (!g_env.enabled || plan.count == 0) {
+    *why = "inline stubs are off";
     return 0;
   }
-  return w.size();
+  static PlanForms p;  // large; the patch lock serialises builders
+  p = PlanForms{};
+  if (!analyse(plan, p, why)) return 0;
+
+  // GPRs to move; rsp is the program's and never written.
+  const uint16_t kFixed = kStubGprs | (1u << kRsp);
+  const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
+  const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixed);
+  StubBuilder& b = *stub_builder();
+  b.reset(address, plan, p, out, capacity, /*region=*/false);
+  b.entry(gpr_save);
+  for (uint32_t i = 0; i < plan.count; ++i) b.step(i);
+  const Site& last = *plan.sites[plan.count - 1];
+  const uint64_t resume = last.address + last.length;
+  b.plan_exit(gpr_restore, resume);
+  b.slow_path(plan, resume);
+  b.rare_paths();
+  b.constants();
+  return b.finish(why);
+}
+
+size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegion& r, uint8_t* out,
+                         size_t capacity, const char** why) {
+  const char* unused = nullptr;
+  if (!why) why = &unused;
+  if (!g_env.enabled || plan.count == 0 || r.count == 0) {
+    *why = "inline stubs are off";
+    return 0;
+  }
+  // The region's sites in address order: the steps, analysed together.
+  static StubPlan steps;  // the patch lock serialises builders
+  static int32_t step_of[LoopRegion::kMaxInsns];
+  steps.count = 0;
+  for (uint32_t i = 0; i < r.count; ++i) {
+    step_of[i] = -1;
+    if (!r.insn[i].site) continue;
+    if (steps.count == StubPlan::kMaxSites) {
+      *why = "the loop has too many AVX-512 instructions";
+      return 0;
+    }
+    step_of[i] = int32_t(steps.count);
+    steps.sites[steps.count++] = r.insn[i].site;
+  }
+  static PlanForms p;
+  p = PlanForms{};
+  if (!analyse(steps, p, why)) return 0;
+
+  // Runs of steps start after copied code, at the entry and at branch
+  // targets (each start has its way in from copied code).
+  static bool run_start[LoopRegion::kMaxInsns];
+  for (uint32_t i = 0; i < r.count; ++i)
+    run_start[i] = r.insn[i].site && (i == 0 || !r.insn[i - 1].site || i == r.entry);
+  for (uint32_t i = 0; i < r.count; ++i)
+    if (!r.insn[i].site && r.insn[i].target_index >= 0 && r.insn[r.insn[i].target_index].site)
+      run_start[r.insn[i].target_index] = true;
+  // GPRs copied code writes: their block copies go stale.
+  uint16_t dirty = 0;
+  for (uint32_t i = 0; i < r.count; ++i)
+    if (!r.insn[i].site)
+      dirty |= uint16_t(r.insn[i].host.gprs_written | (r.insn[i].host.stack ? 1u << kRsp : 0u));
+
+  const uint16_t kFixed = kStubGprs | (1u << kRsp);
+  const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
+  StubBuilder& b = *stub_builder();
+  b.reset(address, steps, p, out, capacity, /*region=*/true);
+  b.entry(gpr_save);
+  b.unspill(b.spilled);
+  const size_t to_entry_run = b.w.jmp();
+
+  struct Branch {
+    size_t field;
+    int32_t index;
+    uint64_t target;
+  };
+  static Branch branches[LoopRegion::kMaxInsns];
+  static size_t item_at[LoopRegion::kMaxInsns];
+  uint32_t branch_count = 0;
+  uint16_t run_load = 0;
+  for (uint32_t i = 0; i < r.count; ++i) {
+    const LoopRegion::Insn& in = r.insn[i];
+    item_at[i] = b.w.size();
+    if (in.site) {
+      if (run_start[i]) {
+        uint16_t touched = 0, clobbered = 0;
+        for (uint32_t j = i; j < r.count && r.insn[j].site && (j == i || !run_start[j]); ++j) {
+          const jit::LiveForm& f = p.step[step_of[j]].form;
+          touched |= uint16_t(f.guest_gprs_read | f.guest_gprs_written | f.host_gprs_written);
+          clobbered |= uint16_t(f.guest_gprs_written | f.host_gprs_written);
+        }
+        b.enter_run(uint16_t((touched | kStubGprs) & dirty));
+        if (i == r.entry) b.w.link(to_entry_run, b.w.size());
+        b.gprs_in_block = uint16_t((touched | kStubGprs) & ~(1u << kRsp));
+        run_load = uint16_t((clobbered & ~kFixed) | (1u << kRax));
+      }
+      b.step(uint32_t(step_of[i]));
+      const bool run_end = i + 1 == r.count || !r.insn[i + 1].site || run_start[i + 1];
+      if (run_end) {
+        if (in.flags_live_after && !b.flags_in_block) {
+          *why = "flags live across translated instructions that do not write them";
+          return 0;
+        }
+        b.leave_run(run_load, in.flags_live_after);
+      }
+      continue;
+    }
+    if (in.host.kind == HostInsnKind::kJump || in.host.kind == HostInsnKind::kCondJump) {
+      const uint8_t opcode = in.bytes[in.host.rel_offset - 1];  // 7x / 0F 8x: cc in the low bits
+      const size_t field = in.host.kind == HostInsnKind::kJump ? b.w.jmp() : b.w.jcc(uint8_t(opcode & 0x0f));
+      branches[branch_count++] = Branch{field, in.target_index, in.target};
+      continue;
+    }
+    if (!b.copy_insn(in, why)) return 0;
+  }
+  // Ways out: the fall-through after the back edge, then one per branch
+  // that leaves the region; branches inside it are chained.
+  b.region_exit(r.end);
+  for (uint32_t k = 0; k < branch_count; ++k) {
+    if (branches[k].index >= 0) {
+      b.w.link(branches[k].field, item_at[branches[k].index]);
+    } else {
+      b.w.link(branches[k].field, b.w.size());
+      b.region_exit(branches[k].target);
+    }
+  }
+  const Site& last = *plan.sites[plan.count - 1];
+  b.slow_path(plan, last.address + last.length);
+  b.rare_paths();
+  b.constants();
+  return b.finish(why);
 }
 
 }  // namespace avx512emu::runtime

@@ -47,14 +47,31 @@ uint32_t inline_prefix(const StubPlan& plan);
 size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, size_t capacity,
                        const char** why);
 
+struct LoopRegion;
+
+//! Builds the inline stub of a loop region (loop_region.h) whose entry is
+//! `plan`'s first site: the loop runs in it until a branch leaves the loop
+//! (back to the original code). Its slow path runs `plan` alone through the
+//! state-block stub, like build_live_stub's. Returns 0 with `why` when the
+//! region cannot run inline (the caller builds the plan stub instead).
+size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegion& region,
+                         uint8_t* out, size_t capacity, const char** why);
+
 //! What a fault inside an inline stub means for the guest: the instruction
-//! whose translation faulted, and where the guest's registers are at that
-//! point (a translation faults before it writes any guest register).
+//! whose translation (or copy, in a loop region) faulted, and where the
+//! guest's registers are at that point (a translation faults before it
+//! writes any guest register). The live ymm registers hold guest values,
+//! except the spilled ones; the block's copies of them may be older.
 struct LiveStubFault {
   uint64_t guest_rip = 0;
   uint16_t gprs_in_block = 0;  //!< guest GPRs whose values are in the block (CpuState.gpr)
   uint16_t ymm_spilled = 0;    //!< guest ymm whose values are in the ymm spill space
-  bool flags_in_block = false; //!< guest flags are the block's rflags, else the entry flags word
+  //! Where the guest's arithmetic flags are.
+  enum Flags : uint8_t {
+    kFlagsEntryWord,  //!< the entry flags word (lahf/seto)
+    kFlagsInBlock,    //!< the block's rflags (a translation wrote them)
+    kFlagsLive,       //!< the real flags (a copied instruction)
+  } flags = kFlagsEntryWord;
 };
 
 //! Records the inline stub at [start, start + size) (its step table is

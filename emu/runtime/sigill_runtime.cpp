@@ -634,26 +634,37 @@ bool map_stub_fault(ucontext_t* uc) {
   LiveStubFault f;
   ThreadShadow* ts = t_shadow;
   if (!ts || !find_live_stub_fault(uint64_t(uc->uc_mcontext.gregs[REG_RIP]), f)) return false;
-  const CpuState& s = ts->level[0];
+  CpuState& s = ts->level[0];
   greg_t* g = uc->uc_mcontext.gregs;
   for (int r = 0; r < 16; ++r)
     if (f.gprs_in_block >> r & 1) g[kGreg[r]] = greg_t(s.gpr[r]);
   constexpr uint64_t kArith = kFlagCF | kFlagPF | kFlagAF | kFlagZF | kFlagSF | kFlagOF;
-  uint64_t flags;
-  if (f.flags_in_block) {
-    flags = s.rflags;
-  } else {  // lahf in the high byte (SF ZF - AF - PF - CF), seto in the low one
-    flags = (ts->flags_save >> 8 & 0xd5) | ((ts->flags_save & 0xff) ? kFlagOF : 0);
+  if (f.flags != LiveStubFault::kFlagsLive) {
+    uint64_t flags;
+    if (f.flags == LiveStubFault::kFlagsInBlock) {
+      flags = s.rflags;
+    } else {  // lahf in the high byte (SF ZF - AF - PF - CF), seto in the low one
+      flags = (ts->flags_save >> 8 & 0xd5) | ((ts->flags_save & 0xff) ? kFlagOF : 0);
+    }
+    g[REG_EFL] = greg_t((uint64_t(g[REG_EFL]) & ~kArith) | (flags & kArith));
   }
-  g[REG_EFL] = greg_t((uint64_t(g[REG_EFL]) & ~kArith) | (flags & kArith));
   FrameImage frame;
-  if (f.ymm_spilled && frame.open(uc)) {
+  if (frame.open(uc)) {
     for (int r = 0; r < 16; ++r) {
       if (!(f.ymm_spilled >> r & 1)) continue;
       sys::copy(frame.base + kLegacyXmm + 16 * r, ts->ymm_spill[r], 16);
       sys::copy(frame.component(kCompYmm) + 16 * r, ts->ymm_spill[r] + 16, 16);
     }
-    frame.update_xstate_bv(0, (1u << kCompSse) | (1u << kCompYmm));
+    if (f.ymm_spilled) frame.update_xstate_bv(0, (1u << kCompSse) | (1u << kCompYmm));
+    // The stub is abandoned before its exit, which would have made the
+    // block's copy of every ymm it changed current: the next entry's
+    // VEX-write check compares against these copies. The guest's ymm are
+    // all in the frame now.
+    const uint64_t bv = frame.xstate_bv();
+    for (int r = 0; r < 16; ++r) {
+      sys::copy(s.zmm[r], (bv >> kCompSse & 1) ? frame.base + kLegacyXmm + 16 * r : kZero16, 16);
+      sys::copy(s.zmm[r] + 16, (bv >> kCompYmm & 1) ? frame.component(kCompYmm) + 16 * r : kZero16, 16);
+    }
   }
   g[REG_RIP] = greg_t(f.guest_rip);
   t_depth = 0;  // the stub's claim on level 0 ends here
@@ -928,10 +939,11 @@ std::string runtime_stats_text() {
   const RuntimeCounters c = runtime_counters();
   const TranslateStats t = translate_stats();
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_mnemonic;  // traps, stub runs
-  uint64_t idioms = 0, idiom_traps = 0, idiom_runs = 0, site_runs = 0;
+  uint64_t idioms = 0, idiom_traps = 0, idiom_runs = 0, site_runs = 0, region_runs = 0;
   g_sites.for_each([&](const Site& s) {
-    const uint64_t traps = s.traps.load(), runs = s.stub_runs.load();
-    site_runs += runs;
+    const uint64_t traps = s.traps.load(), runs = s.stub_runs.load() + s.region_runs.load();
+    site_runs += s.stub_runs.load();
+    region_runs += s.region_runs.load();
     if (is_vex_idiom_translation(s.translation) && s.state.load() != SiteState::kOriginal) {
       ++idioms;
       idiom_traps += traps;
@@ -952,16 +964,18 @@ std::string runtime_stats_text() {
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats (pid %d): traps %" PRIu64 ", stub runs %" PRIu64
                 ", sites %zu, patched sites %" PRIu64 ", threads %" PRIu64 "\n",
-                int(sys::syscall6(39, 0, 0, 0, 0, 0, 0)), c.traps, site_runs, g_sites.size(),
+                int(sys::syscall6(39, 0, 0, 0, 0, 0, 0)), c.traps, site_runs + region_runs, g_sites.size(),
                 patched_site_count(), c.threads);
   out += buf;
   // Stub runs count AVX-512 instructions run at patched sites, whichever
   // stub ran them; the state-block entries are the slow path's share.
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats: AVX-512 instructions run through traps %" PRIu64
-                ", at patched sites %" PRIu64 "; patched sites inline %" PRIu64
-                " of %" PRIu64 ", state-block stub entries %" PRIu64 "\n",
-                c.traps, site_runs, inline_patched_site_count(), patched_site_count(), c.stub_runs);
+                ", at patched sites %" PRIu64 ", inside loop regions %" PRIu64
+                "; patched sites inline %" PRIu64 " of %" PRIu64 ", state-block stub entries %" PRIu64
+                "; loop regions built %" PRIu64 ", invalidated 0\n",
+                c.traps, site_runs, region_runs, inline_patched_site_count(), patched_site_count(),
+                c.stub_runs, loop_regions_built());
   out += buf;
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats: translations %" PRIu64 ", cache hits %" PRIu64

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "live_stub.h"
+#include "loop_region.h"
 #include "signal_safe.h"
 
 namespace avx512emu::runtime {
@@ -202,7 +203,7 @@ struct Arena {
 constexpr size_t kMaxArenas = 256;
 Arena g_arenas[kMaxArenas];  // guarded by the patch lock
 size_t g_arena_count = 0;
-std::atomic<uint64_t> g_patched{0}, g_patched_inline{0};
+std::atomic<uint64_t> g_patched{0}, g_patched_inline{0}, g_regions_built{0};
 
 //! Copies the pages [first, first + pages * kPage), applies the edits that
 //! fall inside, and swaps the copy in (see the file comment of the header).
@@ -449,18 +450,33 @@ bool patch_site(Site& site, const SiteTable& sites) {
     return give_up();
   }
   // The inline stub when every translation of the plan can run on the live
-  // registers (live_stub.h), else the state-block stub. The inline stub's
-  // size depends a little on its address (constant alignment): measure it
-  // at a 64-byte aligned address, allocate with room for the padding, then
-  // build it where it goes.
+  // registers (live_stub.h): a loop region's when the plan sits in a loop
+  // that can run whole in the stub (loop_region.h), else the plan's; else
+  // the state-block stub. The inline stub's size depends a little on its
+  // address (constant alignment): measure it at address 0, allocate with
+  // room for the padding, then build it where it goes.
   static uint8_t live_bytes[kMaxLiveStub];  // guarded by the patch lock
-  const size_t measured = build_live_stub(0, *plan, live_bytes, sizeof live_bytes, nullptr);
-  const uint64_t want = measured ? measured + 32 * plan->count : kStubSize;
+  static LoopRegion region;
+  const char* why = nullptr;
+  bool in_region = live_stub_env().enabled && find_loop_region(*plan, sites, region, &why);
+  size_t measured = 0;
+  if (in_region) measured = build_region_stub(0, *plan, region, live_bytes, sizeof live_bytes, &why);
+  in_region = measured != 0;
+  if (!in_region) measured = build_live_stub(0, *plan, live_bytes, sizeof live_bytes, nullptr);
+  const uint64_t want =
+      measured ? measured + 32 * (in_region ? region.site_count : plan->count) : kStubSize;
   uint64_t stub = alloc_stub(lo, hi, target, want);
   size_t live_size = 0;
   if (stub && measured) {
-    live_size = build_live_stub(stub, *plan, live_bytes, sizeof live_bytes, nullptr);
-    if (live_size == 0 || live_size > want) return give_up();  // cannot happen: same plan
+    if (in_region)
+      live_size = build_region_stub(stub, *plan, region, live_bytes, sizeof live_bytes, &why);
+    // The same code as measured, but a copied RIP-relative operand may be
+    // out of reach from where the stub landed: the plan's stub then.
+    if (!live_size) {
+      in_region = false;
+      live_size = build_live_stub(stub, *plan, live_bytes, sizeof live_bytes, nullptr);
+    }
+    if (live_size == 0 || live_size > want) return give_up();
   }
   if (!stub) return give_up();
 
@@ -499,6 +515,7 @@ bool patch_site(Site& site, const SiteTable& sites) {
   site.state.store(SiteState::kPatched, std::memory_order_release);
   g_patched.fetch_add(1, std::memory_order_relaxed);
   if (live_size) g_patched_inline.fetch_add(1, std::memory_order_relaxed);
+  if (in_region) g_regions_built.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -507,6 +524,9 @@ uint64_t patched_site_count() {
 }
 uint64_t inline_patched_site_count() {
   return g_patched_inline.load(std::memory_order_relaxed);
+}
+uint64_t loop_regions_built() {
+  return g_regions_built.load(std::memory_order_relaxed);
 }
 
 }  // namespace avx512emu::runtime

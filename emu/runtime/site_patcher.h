@@ -81,6 +81,8 @@ bool patch_site(Site& site, const SiteTable& sites);
 //! live registers (live_stub.h); the others use the state-block stub.
 uint64_t patched_site_count();
 uint64_t inline_patched_site_count();
+//! Number of patched sites whose stub runs the loop around them (loop_region.h).
+uint64_t loop_regions_built();
 
 }  // namespace avx512emu::runtime
 

@@ -34,6 +34,7 @@ struct Site {
   const char* mnemonic = "";           //!< Static string (decoder or translation).
   std::atomic<uint64_t> traps{0};      //!< SIGILLs taken here.
   std::atomic<uint64_t> stub_runs{0};  //!< Runs through the stub (counted with --stats only).
+  std::atomic<uint64_t> region_runs{0};  //!< Runs inside loop regions (--stats only).
   void* stub = nullptr;                //!< Entry stub once patched.
   //! For sites shorter than a jmp rel32 (VEX opmask instructions such as
   //! kmovw k1, eax are 4 bytes): 5 bytes of inter-function padding within
