@@ -805,15 +805,23 @@ class StubBuilder {
   // the block, rax scratch, the registers the run touches in the block).
   // Only moves: the flags pass through untouched.
 
-  //! Into a run from copied code: the block pointer into rdi, and the GPRs
-  //! in `store` into the block (copied code may have changed them; the
-  //! others' block copies are still current).
-  void enter_run(uint16_t store) {
+  //! Into a run from copied code: the block pointer into rdi, the GPRs in
+  //! `store` into the block (copied code may have changed them; the
+  //! others' block copies are still current) and, with `save_flags`, the
+  //! flags into the entry flags word (they are live across a run that does
+  //! not write them: leave_run puts them back).
+  void enter_run(uint16_t store, bool save_flags) {
     const bool rdi = store >> kRdi & 1;
     if (rdi) w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     w.load_fs(kRdi, g_env.tls_shadow);
     for (int r = 0; r < 16; ++r)
       if ((store & ~(1u << kRdi)) >> r & 1) w.store_gpr(r, so::gpr(r));
+    if (save_flags) {  // rax is in the block by now
+      w.byte(0x9f);                  // lahf
+      w.bytes({0x0f, 0x90, 0xc0});   // seto al
+      w.bytes({0x66, 0x89});         // mov [rdi+flags_save], ax
+      w.modrm_rdi(kRax, g_env.flags_save);
+    }
     if (rdi) {
       w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
       w.store_gpr(kRax, so::gpr(kRdi));
@@ -824,8 +832,8 @@ class StubBuilder {
   }
 
   //! Out of a run into copied code: spilled ymm back, the guest's flags
-  //! when `flags` (from the block: the run wrote them), the GPRs in `load`
-  //! and rdi from the block.
+  //! when `flags` (restore_flags()), the GPRs in `load` and rdi from the
+  //! block.
   void leave_run(uint16_t load, bool flags) {
     unspill(spilled);
     if (flags) restore_flags();
@@ -1001,25 +1009,23 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     if (in.site) {
       if (run_start[i]) {
         uint16_t touched = 0, clobbered = 0;
+        bool writes_flags = false, flags_live_after = false;
         for (uint32_t j = i; j < r.count && r.insn[j].site && (j == i || !run_start[j]); ++j) {
           const jit::LiveForm& f = p.step[step_of[j]].form;
           touched |= uint16_t(f.guest_gprs_read | f.guest_gprs_written | f.host_gprs_written);
           clobbered |= uint16_t(f.guest_gprs_written | f.host_gprs_written);
+          writes_flags |= f.writes_rflags;
+          flags_live_after = r.insn[j].flags_live_after;
         }
-        b.enter_run(uint16_t((touched | kStubGprs) & dirty));
+        // The entry saved the flags already (the entry run enters after this).
+        b.enter_run(uint16_t((touched | kStubGprs) & dirty), flags_live_after && !writes_flags);
         if (i == r.entry) b.w.link(to_entry_run, b.w.size());
         b.gprs_in_block = uint16_t((touched | kStubGprs) & ~(1u << kRsp));
         run_load = uint16_t((clobbered & ~kFixed) | (1u << kRax));
       }
       b.step(uint32_t(step_of[i]));
       const bool run_end = i + 1 == r.count || !r.insn[i + 1].site || run_start[i + 1];
-      if (run_end) {
-        if (in.flags_live_after && !b.flags_in_block) {
-          *why = "flags live across translated instructions that do not write them";
-          return 0;
-        }
-        b.leave_run(run_load, in.flags_live_after);
-      }
+      if (run_end) b.leave_run(run_load, in.flags_live_after);
       continue;
     }
     if (in.host.kind == HostInsnKind::kJump || in.host.kind == HostInsnKind::kCondJump) {

@@ -116,8 +116,8 @@ bool find_loop_region(const StubPlan& plan, const SiteTable& sites, LoopRegion& 
   for (uint64_t a = start; a < start + LoopRegion::kMaxBytes;) {
     if (!decode_original(a, sites, in, why)) return false;
     if (!in.site) {
-      if (const char* no = why_not_copyable(in)) {
-        *why = no;
+      if (why_not_copyable(in)) {
+        *why = "no loop around the site";
         return false;
       }
       if (is_branch(in)) {

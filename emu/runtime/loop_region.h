@@ -21,6 +21,11 @@
 // (rel8 only) and branches into the middle of an instruction refuse the
 // region: the site then gets the plan stub alone, as before.
 //
+// Flags: translated runs clobber the host flags. flags_live_after tells the
+// stub builder where the guest's flags must survive a run (it saves them on
+// the way in and restores them on the way out) or be the result of the run
+// (kortest and the like write them into the block).
+//
 // Async-signal-safe: no allocation, no lock (the caller holds the patch lock).
 #pragma once
 
