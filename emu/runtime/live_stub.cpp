@@ -446,6 +446,7 @@ bool find_live_stub_fault(uint64_t rip, LiveStubFault& out) {
         out.gprs_in_block = row.gprs_in_block;
         out.ymm_spilled = row.ymm_spilled;
         out.flags = LiveStubFault::Flags(row.flags);
+        out.at_start = off == row.body_begin;
         return true;
       }
     }

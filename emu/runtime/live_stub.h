@@ -72,6 +72,7 @@ struct LiveStubFault {
     kFlagsInBlock,    //!< the block's rflags (a translation wrote them)
     kFlagsLive,       //!< the real flags (a copied instruction)
   } flags = kFlagsEntryWord;
+  bool at_start = false;  //!< rip is the first byte of the step's (or copied instruction's) code
 };
 
 //! Records the inline stub at [start, start + size) (its step table is

@@ -628,6 +628,21 @@ bool has_handler(const struct sigaction* act) {
                  (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN));
 }
 
+//! What a stub's exit would have done, for a stub left through a signal
+//! frame whose ymm are the guest's: the block's copy of every ymm made
+//! current (the next entry's VEX-write check compares against them), and on
+//! AVX-512 hosts the frame's AVX-512 state made the emulated one (the
+//! hardware's upper halves are stale inside a stub).
+void leave_stub_state(CpuState& s, FrameImage& frame) {
+  const uint64_t bv = frame.xstate_bv();
+  for (int r = 0; r < 16; ++r) {
+    sys::copy(s.zmm[r], (bv >> kCompSse & 1) ? frame.base + kLegacyXmm + 16 * r : kZero16, 16);
+    sys::copy(s.zmm[r] + 16, (bv >> kCompYmm & 1) ? frame.component(kCompYmm) + 16 * r : kZero16, 16);
+  }
+  if (host_has_avx512_state() && frame.has_avx512())
+    frame.update_xstate_bv(kAvx512Components, write_avx512_components(s, frame.base));
+}
+
 //! Writes the guest's registers as of `f` into the frame of a fault in an
 //! inline stub.
 bool map_stub_fault(ucontext_t* uc) {
@@ -656,19 +671,33 @@ bool map_stub_fault(ucontext_t* uc) {
       sys::copy(frame.component(kCompYmm) + 16 * r, ts->ymm_spill[r] + 16, 16);
     }
     if (f.ymm_spilled) frame.update_xstate_bv(0, (1u << kCompSse) | (1u << kCompYmm));
-    // The stub is abandoned before its exit, which would have made the
-    // block's copy of every ymm it changed current: the next entry's
-    // VEX-write check compares against these copies. The guest's ymm are
-    // all in the frame now.
-    const uint64_t bv = frame.xstate_bv();
-    for (int r = 0; r < 16; ++r) {
-      sys::copy(s.zmm[r], (bv >> kCompSse & 1) ? frame.base + kLegacyXmm + 16 * r : kZero16, 16);
-      sys::copy(s.zmm[r] + 16, (bv >> kCompYmm & 1) ? frame.component(kCompYmm) + 16 * r : kZero16, 16);
-    }
+    leave_stub_state(s, frame);
   }
   g[REG_RIP] = greg_t(f.guest_rip);
   t_depth = 0;  // the stub's claim on level 0 ends here
   return true;
+}
+
+//! An asynchronous signal that lands on an instruction a loop region
+//! copied: every guest register is live there, so the interrupted context
+//! becomes the original instruction's, as if the region had exited just
+//! before it. The program's handler sees its own RIP, and may leave by
+//! siglongjmp; returning resumes the original code, which enters the region
+//! again at its next patched site. Elsewhere in a stub (a translation's
+//! steps, whose guest state is partly in the block) the context stays the
+//! stub's.
+void leave_stub_at_copied_instruction(ucontext_t* uc) {
+  LiveStubFault f;
+  ThreadShadow* ts = t_shadow;
+  const uint64_t rip = uint64_t(uc->uc_mcontext.gregs[REG_RIP]);
+  if (!ts || t_depth != 1 || !find_live_stub_fault(rip, f) || f.flags != LiveStubFault::kFlagsLive ||
+      !f.at_start)
+    return;
+  FrameImage frame;
+  if (!frame.open(uc)) return;
+  leave_stub_state(ts->level[0], frame);
+  uc->uc_mcontext.gregs[REG_RIP] = greg_t(f.guest_rip);
+  t_depth = 0;
 }
 
 //! Makes the frame of a fault in a translation run by the SIGILL handler
@@ -891,7 +920,9 @@ __attribute__((force_align_arg_pointer)) void run_wrapped_handler(int sig, sigin
                                                                   void* context) {
   const struct sigaction* act =
       sig > 0 && sig < NSIG ? g_wrapped[sig].load(std::memory_order_acquire) : nullptr;
-  if (act) call_program_handler(act, sig, info, context);
+  if (!act) return;
+  leave_stub_at_copied_instruction(static_cast<ucontext_t*>(context));
+  call_program_handler(act, sig, info, context);
 }
 
 }  // namespace
