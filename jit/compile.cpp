@@ -22,9 +22,10 @@ bool compile_to_avx2(const ir::Function& f, CompiledCode& out, std::string& erro
   }
   for (const ir::Inst& i : f.insts) {
     if (lower_core(c, i) || lower_integer(c, i) || lower_float(c, i) || lower_shuffle(c, i) ||
-        lower_crypto(c, i) || lower_bitcount(c, i) ||
-        lower_approx14(c, i))
+        lower_crypto(c, i) || lower_bitcount(c, i) || lower_approx14(c, i)) {
+      c.lowered(i);
       continue;
+    }
     error = std::string("no AVX2 lowering for IR op ") + ir::op_name(i.op) + "." +
             ir::elem_name(i.elem);
     return false;

@@ -146,10 +146,16 @@ bool make_live_form(const uint8_t* code, uint32_t code_size, uint32_t total_size
     out.host_flags_written |= h.flags_written;
     if ((h.gprs_read >> kRdi & 1) || (h.mem.present && h.mem.index == kRdi)) opaque = true;
     if (h.mem.present && h.mem.base == kRdi) {
-      if (h.mem.address_only || h.mem.index >= 0 || h.mem.segment)
-        opaque = true;
-      else if (!classify_state_access(h.mem, out, why))
+      // A slot of the scratch area, addressed with an index or through a
+      // pointer that lea makes (compress packs elements that way), is no
+      // guest state; anything else indexed or derived from rdi may be.
+      const bool scratch_area = h.mem.disp >= state_offset::scratch(0) &&
+                                h.mem.disp < state_offset::scratch(kScratchSlots) && !h.mem.segment;
+      if (h.mem.address_only || h.mem.index >= 0 || h.mem.segment) {
+        if (!scratch_area) opaque = true;
+      } else if (!classify_state_access(h.mem, out, why)) {
         return false;
+      }
     }
     if (h.rel_size) {
       const int64_t target = int64_t(off) + h.rel_target;

@@ -126,7 +126,7 @@ void lower_address(EmitContext& c, const Inst& i) {
 
 //! Loads the address value into rsi and checks the instruction's alignment.
 void load_address(EmitContext& c, const Inst& i, ir::ValueId addr) {
-  c.a.mov(rsi, c.value(addr));
+  c.load_address_into(rsi, addr);
   if (i.align > 1) {
     c.a.test(rsi, i.align - 1);
     c.a.jnz(c.general_protection_label());
@@ -240,7 +240,7 @@ void lower_load_broadcast(EmitContext& c, const Inst& i) {
   const int block = int(i.imm);
   const int eb = ir::elem_bytes(i.elem);
   asmjit::Label done = c.a.newLabel();
-  c.a.mov(rsi, c.value(i.src[0]));
+  c.load_address_into(rsi, i.src[0]);
   if (i.nsrc > 1) {
     zero_bytes(c, dst, 0, i.bits / 8);
     const int count = i.bits / 8 / eb;
@@ -615,7 +615,7 @@ bool lower_core(EmitContext& c, const Inst& i) {
       load_plain(c, i, int(i.imm));
       return true;
     case Op::kLoadGpr: {
-      c.a.mov(rsi, c.value(i.src[0]));
+      c.load_address_into(rsi, i.src[0]);
       x86::Mem src = x86::ptr(rsi);
       src.setSize(uint32_t(i.imm));
       if (i.imm == 8)

@@ -2,6 +2,7 @@
 // IR ops: native VEX instructions where AVX2 has the same per-lane
 // operation, named fallbacks (table lookup, lane copies, narrowing, element
 // loops) where AVX-512 goes cross-lane or has no AVX2 counterpart.
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 
@@ -315,12 +316,67 @@ void zero_result(EmitContext& c, const Inst& i, int bytes) {
   c.for_each_chunk(bytes * 8, [&](int off, int width) { c.a.vmovdqu(c.value(i.dst, off), vreg(15, width)); });
 }
 
+//! Dword permutations that pack the enabled lanes of a 256-bit chunk to
+//! its bottom, one 8-byte row of vpermd indices per mask value: 256 rows
+//! for 8 dword lanes, 16 rows for 4 qword lanes (a qword is a dword pair).
+//! Unused index bytes are 0; compress_dwords_qwords zeroes those lanes.
+struct CompressTable {
+  uint8_t row[256][8] = {};
+  constexpr explicit CompressTable(int eb) {
+    const int lanes = 32 / eb, per = eb / 4;
+    for (int m = 0; m < (1 << lanes); ++m) {
+      int n = 0;
+      for (int l = 0; l < lanes; ++l)
+        if (m >> l & 1)
+          for (int d = 0; d < per; ++d) row[m][n++] = uint8_t(l * per + d);
+    }
+  }
+};
+constexpr CompressTable kCompressDwords(4), kCompressQwords(8);
+//! Dword lane numbers as element numbers, for the lanes-below-count test.
+constexpr int32_t kDwordLane[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+constexpr int32_t kQwordLane[8] = {0, 0, 1, 1, 2, 2, 3, 3};
+
+//! Compress of dwords and qwords, a 256-bit chunk at a time: vpermd by the
+//! table row of the chunk's mask bits packs its enabled elements, the lanes
+//! past their count are zeroed, and the chunk is stored at the packed
+//! position so far. Each store starts where the valid elements end, so it
+//! only overwrites zeros. Clobbers rax, rcx, rdx, r8, r9, ymm1-ymm3.
+void compress_dwords_qwords(EmitContext& c, const Inst& i) {
+  const int eb = ir::elem_bytes(i.elem);
+  const int lanes = (i.bits == 128 ? 16 : 32) / eb;  // mask bits per chunk
+  const CompressTable& table = eb == 4 ? kCompressDwords : kCompressQwords;
+  zero_result(c, i, i.bits / 8);
+  c.a.lea(x86::r8, c.constant(table.row, size_t(8) << (32 / eb)));
+  c.a.lea(x86::r9, c.value(i.dst));
+  c.a.xor_(x86::edx, x86::edx);  // packed position, in elements
+  const x86::Mem lane = c.constant(eb == 4 ? kDwordLane : kQwordLane, sizeof kDwordLane);
+  for (int off = 0; off < std::max(i.bits / 8, 32); off += 32) {
+    c.a.mov(x86::rax, c.value(i.src[1]));
+    if (off) c.a.shr(x86::rax, off / eb);
+    c.a.and_(x86::eax, (1 << lanes) - 1);
+    c.a.vpmovzxbd(x86::ymm1, x86::ptr(x86::r8, x86::rax, 3, 0, 8));
+    c.a.vpermd(x86::ymm2, x86::ymm1, c.value(i.src[0], off));
+    c.a.popcnt(x86::ecx, x86::eax);
+    c.a.vmovd(x86::xmm3, x86::ecx);
+    c.a.vpbroadcastd(x86::ymm3, x86::xmm3);
+    c.a.vpcmpgtd(x86::ymm3, x86::ymm3, lane);  // lane's element < count
+    c.a.vpand(x86::ymm2, x86::ymm2, x86::ymm3);
+    c.a.vmovdqu(x86::ptr(x86::r9, x86::rdx, log2_of(eb), 0, 32), x86::ymm2);
+    c.a.add(x86::rdx, x86::rcx);
+  }
+}
+
 //! compress_expand_scalar: AVX2 has no compress/expand, and any vector form
-//! needs a table indexed by the mask. A GPR loop over the set mask bits
+//! needs a table indexed by the mask (compress_dwords_qwords has one). A GPR loop over the set mask bits
 //! (tzcnt/blsr) moves one element per enabled position: to the next packed
 //! slot (compress) or from it (expand). The rest of the result is zero.
 void lower_compress_expand(EmitContext& c, const Inst& i) {
   const int eb = ir::elem_bytes(i.elem);
+  if (i.op == Op::kCompress && eb >= 4) {
+    compress_dwords_qwords(c, i);
+    return;
+  }
   const int count = i.bits / 8 / eb;
   const int shift = log2_of(eb);
   zero_result(c, i, i.bits / 8);

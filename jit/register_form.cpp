@@ -114,13 +114,17 @@ class RegisterLowering {
     for (int p = 0; p < passes; ++p) {
       for (size_t k = 0; k < f_.insts.size(); ++k) {
         if (is_scalar_side(f_.insts[k].op)) {
-          if (p == scalar_pass_[k]) lower_core(c_, f_.insts[k]);
+          if (p == scalar_pass_[k]) {
+            lower_core(c_, f_.insts[k]);
+            c_.lowered(f_.insts[k]);
+          }
           continue;
         }
         if (!lower(f_.insts[k], p, 32 * p, width)) {
           why = "out of scratch registers";
           return false;
         }
+        c_.lowered(f_.insts[k]);
         release_dead(int(k));
       }
     }
@@ -220,8 +224,8 @@ class RegisterLowering {
       case Op::kStoreMasked: {
         const int m = alloc(), t = alloc(), v = alloc();
         if (m < 0 || t < 0 || v < 0) return false;
+        c_.load_address_into(x86::rsi, i.src[0]);  // before expand_mask takes rax
         c_.expand_mask(vec(m, width), vec(t, width), i.src[2], i.elem, off);
-        c_.a.mov(x86::rsi, c_.value(i.src[0]));
         if (pass == 0 && i.align > 1) {
           c_.a.test(x86::rsi, i.align - 1);
           c_.a.jnz(c_.general_protection_label());
@@ -233,7 +237,7 @@ class RegisterLowering {
         return true;
       }
       case Op::kStore: {
-        c_.a.mov(x86::rsi, c_.value(i.src[0]));
+        c_.load_address_into(x86::rsi, i.src[0]);
         if (pass == 0 && i.align > 1) {
           c_.a.test(x86::rsi, i.align - 1);
           c_.a.jnz(c_.general_protection_label());
@@ -247,7 +251,7 @@ class RegisterLowering {
       case Op::kLoadBroadcast: {
         const int r = alloc();
         if (r < 0) return false;
-        c_.a.mov(x86::rsi, c_.value(i.src[0]));
+        c_.load_address_into(x86::rsi, i.src[0]);
         const x86::Vec v = vec(r, width);
         switch (i.imm) {
           case 1: c_.a.vpbroadcastb(v, x86::byte_ptr(x86::rsi)); break;
@@ -323,7 +327,7 @@ class RegisterLowering {
       return lower_load_masked_narrow(i, width);
     if (pass == 0) {
       // Every chunk now, in address order, before anything is written.
-      c_.a.mov(x86::rsi, c_.value(i.src[0]));
+      c_.load_address_into(x86::rsi, i.src[0]);
       if (i.align > 1) {
         c_.a.test(x86::rsi, i.align - 1);
         c_.a.jnz(c_.general_protection_label());
@@ -364,7 +368,7 @@ class RegisterLowering {
     const int m = alloc(), t = alloc();
     if (m < 0 || t < 0) return false;
     asmjit::Label none = c_.a.newLabel(), slow = c_.a.newLabel(), done = c_.a.newLabel();
-    c_.a.mov(x86::rsi, c_.value(i.src[0]));
+    c_.load_address_into(x86::rsi, i.src[0]);
     if (i.align > 1) {
       c_.a.test(x86::rsi, i.align - 1);
       c_.a.jnz(c_.general_protection_label());

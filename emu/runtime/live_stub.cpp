@@ -486,6 +486,10 @@ class StubBuilder {
   // VEX write: their upper bits need the hardware sync), `results` ones got
   // a new guest value.
   uint16_t spilled = 0, block_current = 0, modified = 0, results = 0;
+  //! Loop regions: scratch ymm that no guest instruction of the region
+  //! uses, spilled once on the way in and restored on the ways out (not
+  //! around every step).
+  uint16_t pinned = 0;
   bool flags_in_block = false;  //!< a step wrote the guest's flags into the block
   uint16_t gprs_in_block = 0;   //!< guest GPRs whose value is in the block now
 
@@ -827,7 +831,7 @@ class StubBuilder {
       w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
       w.store_gpr(kRax, so::gpr(kRdi));
     }
-    spilled = 0;
+    spilled = pinned;
     block_current = 0;
     flags_in_block = false;
   }
@@ -836,7 +840,7 @@ class StubBuilder {
   //! when `flags` (restore_flags()), the GPRs in `load` and rdi from the
   //! block.
   void leave_run(uint16_t load, bool flags) {
-    unspill(spilled);
+    unspill(uint16_t(spilled & ~pinned));
     if (flags) restore_flags();
     for (int r = 0; r < 16; ++r)
       if ((load & ~(1u << kRdi)) >> r & 1) w.load_gpr(r, so::gpr(r));
@@ -849,6 +853,8 @@ class StubBuilder {
   void region_exit(uint64_t target) {
     w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     w.load_fs(kRdi, g_env.tls_shadow);
+    for (int v = 0; v < 16; ++v)
+      if (pinned >> v & 1) w.load_ymm(v, ymm_spill(v));
     for (int v = 0; v < 16; ++v)
       if (results >> v & 1) w.store_ymm(v, so::zmm(v));
     hw_sync();
@@ -873,7 +879,7 @@ class StubBuilder {
       }
       w.put32_at(at + in.host.rel_offset, int32_t(disp));
     }
-    add_row(in.address, at, at + in.length, 0, 0, LiveStubFault::kFlagsLive);
+    add_row(in.address, at, at + in.length, 0, pinned, LiveStubFault::kFlagsLive);
     const uint16_t vecs = in.host.vecs_written;
     results |= vecs;
     if (in.host.vex && vecs) {
@@ -993,6 +999,18 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
   b.reset(address, steps, p, out, capacity, /*region=*/true);
   b.entry(gpr_save);
   b.unspill(b.spilled);
+  // Scratch ymm that no instruction of the region uses as a guest register
+  // stay spilled while it runs.
+  uint16_t guest_vecs = 0, scratch = 0;
+  for (uint32_t k = 0; k < steps.count; ++k) {
+    const Step& st = p.step[k];
+    guest_vecs |= uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.check);
+    scratch |= st.scratch;
+  }
+  for (uint32_t i = 0; i < r.count; ++i)
+    if (!r.insn[i].site) guest_vecs |= uint16_t(r.insn[i].host.vecs_read | r.insn[i].host.vecs_written);
+  b.pinned = uint16_t(scratch & ~guest_vecs);
+  b.spill(b.pinned);
   const size_t to_entry_run = b.w.jmp();
 
   struct Branch {

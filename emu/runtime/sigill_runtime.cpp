@@ -629,11 +629,18 @@ bool has_handler(const struct sigaction* act) {
 }
 
 //! What a stub's exit would have done, for a stub left through a signal
-//! frame whose ymm are the guest's: the block's copy of every ymm made
-//! current (the next entry's VEX-write check compares against them), and on
-//! AVX-512 hosts the frame's AVX-512 state made the emulated one (the
+//! frame at `f`: the spilled ymm back into the frame, the block's copy of
+//! every ymm made current (the next entry's VEX-write check compares
+//! against them), and on AVX-512 hosts the frame's AVX-512 state made the emulated one (the
 //! hardware's upper halves are stale inside a stub).
-void leave_stub_state(CpuState& s, FrameImage& frame) {
+void leave_stub_state(ThreadShadow& ts, const LiveStubFault& f, FrameImage& frame) {
+  for (int r = 0; r < 16; ++r) {
+    if (!(f.ymm_spilled >> r & 1)) continue;
+    sys::copy(frame.base + kLegacyXmm + 16 * r, ts.ymm_spill[r], 16);
+    sys::copy(frame.component(kCompYmm) + 16 * r, ts.ymm_spill[r] + 16, 16);
+  }
+  if (f.ymm_spilled) frame.update_xstate_bv(0, (1u << kCompSse) | (1u << kCompYmm));
+  CpuState& s = ts.level[0];
   const uint64_t bv = frame.xstate_bv();
   for (int r = 0; r < 16; ++r) {
     sys::copy(s.zmm[r], (bv >> kCompSse & 1) ? frame.base + kLegacyXmm + 16 * r : kZero16, 16);
@@ -664,15 +671,7 @@ bool map_stub_fault(ucontext_t* uc) {
     g[REG_EFL] = greg_t((uint64_t(g[REG_EFL]) & ~kArith) | (flags & kArith));
   }
   FrameImage frame;
-  if (frame.open(uc)) {
-    for (int r = 0; r < 16; ++r) {
-      if (!(f.ymm_spilled >> r & 1)) continue;
-      sys::copy(frame.base + kLegacyXmm + 16 * r, ts->ymm_spill[r], 16);
-      sys::copy(frame.component(kCompYmm) + 16 * r, ts->ymm_spill[r] + 16, 16);
-    }
-    if (f.ymm_spilled) frame.update_xstate_bv(0, (1u << kCompSse) | (1u << kCompYmm));
-    leave_stub_state(s, frame);
-  }
+  if (frame.open(uc)) leave_stub_state(*ts, f, frame);
   g[REG_RIP] = greg_t(f.guest_rip);
   t_depth = 0;  // the stub's claim on level 0 ends here
   return true;
@@ -695,7 +694,7 @@ void leave_stub_at_copied_instruction(ucontext_t* uc) {
     return;
   FrameImage frame;
   if (!frame.open(uc)) return;
-  leave_stub_state(ts->level[0], frame);
+  leave_stub_state(*ts, f, frame);
   uc->uc_mcontext.gregs[REG_RIP] = greg_t(f.guest_rip);
   t_depth = 0;
 }
