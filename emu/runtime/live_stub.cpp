@@ -316,9 +316,17 @@ struct Step {
   uint16_t check = 0;                          //!< ymm whose bits 511:256 it reads
 };
 
-//! The plan's steps, and what they touch together.
+//! The sites whose translations a stub runs, in the order it runs their
+//! steps: a plan's, or every site of a loop region.
+struct StepList {
+  static constexpr uint32_t kMax = LoopRegion::kMaxInsns;
+  uint32_t count = 0;
+  Site* sites[kMax] = {};
+};
+
+//! The steps, and what they touch together.
 struct PlanForms {
-  Step step[StubPlan::kMaxSites];
+  Step step[StepList::kMax];
   uint16_t gprs_read = 0, gprs_written = 0, host_gprs = 0;
   uint16_t check = 0;
   uint32_t upper_written = 0;
@@ -326,7 +334,7 @@ struct PlanForms {
   bool writes_rflags = false, reads_mxcsr = false;
 };
 
-bool analyse(const StubPlan& plan, PlanForms& p, const char** why) {
+bool analyse(const StepList& plan, PlanForms& p, const char** why) {
   for (uint32_t i = 0; i < plan.count; ++i) {
     const Translation* t = plan.sites[i]->translation;
     if (!t || !t->code) {
@@ -472,7 +480,7 @@ constexpr uint16_t kStubGprs = (1u << kRax) | (1u << kRdi);  // the stub's own: 
 //! instructions and branches (build_region_stub).
 class StubBuilder {
  public:
-  void reset(uint64_t address, const StubPlan& steps, PlanForms& p, uint8_t* out, size_t capacity,
+  void reset(uint64_t address, const StepList& steps, PlanForms& p, uint8_t* out, size_t capacity,
              bool region) {
     this->~StubBuilder();
     new (this) StubBuilder(address, steps, p, out, capacity, region);
@@ -895,7 +903,7 @@ class StubBuilder {
   uint64_t address() const { return address_; }
 
  private:
-  StubBuilder(uint64_t address, const StubPlan& steps, PlanForms& p, uint8_t* out, size_t capacity,
+  StubBuilder(uint64_t address, const StepList& steps, PlanForms& p, uint8_t* out, size_t capacity,
               bool region)
       : w(out, capacity), address_(address), steps_(&steps), p_(&p), region_(region) {}
   friend StubBuilder* stub_builder();
@@ -903,14 +911,14 @@ class StubBuilder {
 
   static constexpr uint32_t kMaxRows = LoopRegion::kMaxInsns;
   uint64_t address_ = 0;
-  const StubPlan* steps_ = nullptr;
+  const StepList* steps_ = nullptr;
   PlanForms* p_ = nullptr;
   bool region_ = false;
   int t_ = 15;
   size_t to_slow_[2] = {};
   size_t rare_field_[16] = {}, rare_back_[16] = {};
-  size_t body_at_[StubPlan::kMaxSites] = {}, data_at_[StubPlan::kMaxSites] = {};
-  uint32_t step_row_[StubPlan::kMaxSites] = {};
+  size_t body_at_[StepList::kMax] = {}, data_at_[StepList::kMax] = {};
+  uint32_t step_row_[StepList::kMax] = {};
   StubTableRow rows_[kMaxRows];
   uint32_t row_count_ = 0;
   bool rows_overflow_ = false;
@@ -932,16 +940,19 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
     *why = "inline stubs are off";
     return 0;
   }
-  static PlanForms p;  // large; the patch lock serialises builders
+  static StepList steps;  // the patch lock serialises builders
+  steps.count = plan.count;
+  for (uint32_t i = 0; i < plan.count; ++i) steps.sites[i] = plan.sites[i];
+  static PlanForms p;  // large
   p = PlanForms{};
-  if (!analyse(plan, p, why)) return 0;
+  if (!analyse(steps, p, why)) return 0;
 
   // GPRs to move; rsp is the program's and never written.
   const uint16_t kFixed = kStubGprs | (1u << kRsp);
   const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
   const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixed);
   StubBuilder& b = *stub_builder();
-  b.reset(address, plan, p, out, capacity, /*region=*/false);
+  b.reset(address, steps, p, out, capacity, /*region=*/false);
   b.entry(gpr_save);
   for (uint32_t i = 0; i < plan.count; ++i) b.step(i);
   const Site& last = *plan.sites[plan.count - 1];
@@ -962,16 +973,12 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     return 0;
   }
   // The region's sites in address order: the steps, analysed together.
-  static StubPlan steps;  // the patch lock serialises builders
+  static StepList steps;  // the patch lock serialises builders
   static int32_t step_of[LoopRegion::kMaxInsns];
   steps.count = 0;
   for (uint32_t i = 0; i < r.count; ++i) {
     step_of[i] = -1;
     if (!r.insn[i].site) continue;
-    if (steps.count == StubPlan::kMaxSites) {
-      *why = "the loop has too many AVX-512 instructions";
-      return 0;
-    }
     step_of[i] = int32_t(steps.count);
     steps.sites[steps.count++] = r.insn[i].site;
   }

@@ -1,6 +1,8 @@
 // Owns find_loop_region() (see loop_region.h).
 #include "loop_region.h"
 
+#include <atomic>
+
 #include "signal_safe.h"
 
 namespace avx512emu::runtime {
@@ -103,6 +105,50 @@ bool flags_live_from(const LoopRegion& r, uint32_t from) {
 
 }  // namespace
 
+namespace {
+
+//! The recorded loops, [head, end); an emptied entry has head == end.
+struct RecordedLoop {
+  std::atomic<uint64_t> head{0}, end{0};
+};
+constexpr size_t kMaxRecordedLoops = 4096;
+RecordedLoop g_loops[kMaxRecordedLoops];
+std::atomic<size_t> g_loop_count{0};
+
+}  // namespace
+
+void note_loop_region(const LoopRegion& r) {
+  const uint64_t head = r.insn[0].address;
+  size_t n = g_loop_count.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
+    if (g_loops[i].head.load() != g_loops[i].end.load()) continue;
+    g_loops[i].end.store(head);
+    g_loops[i].head.store(head);
+    g_loops[i].end.store(r.end, std::memory_order_release);
+    return;
+  }
+  if (n == kMaxRecordedLoops) return;  // more copies of loops, no harm
+  g_loops[n].head.store(head);
+  g_loops[n].end.store(r.end);
+  g_loop_count.store(n + 1, std::memory_order_release);
+}
+
+bool inside_loop_region(uint64_t address) {
+  const size_t n = g_loop_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i)
+    if (address >= g_loops[i].head.load() && address < g_loops[i].end.load(std::memory_order_acquire))
+      return true;
+  return false;
+}
+
+void forget_loop_regions(uint64_t start, uint64_t end) {
+  const size_t n = g_loop_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t head = g_loops[i].head.load();
+    if (head >= start && head < end) g_loops[i].end.store(head, std::memory_order_release);
+  }
+}
+
 bool find_loop_region(const StubPlan& plan, const SiteTable& sites, LoopRegion& r,
                       const char** why) {
   r.count = 0;
@@ -150,10 +196,7 @@ bool find_loop_region(const StubPlan& plan, const SiteTable& sites, LoopRegion& 
     LoopRegion::Insn& x = r.insn[r.count];
     if (!decode_original(a, sites, x, why)) return false;
     if (x.site) {
-      if (++r.site_count > StubPlan::kMaxSites) {
-        *why = "the loop has too many AVX-512 instructions";
-        return false;
-      }
+      ++r.site_count;
     } else if (const char* no = why_not_copyable(x)) {
       *why = no;
       return false;

@@ -62,6 +62,16 @@ struct LoopRegion {
   uint32_t site_count = 0;
 };
 
+//! Records the loop of a region whose stub is in place. The other sites of
+//! that loop then get plan stubs (each trapping once in the loop's first
+//! iteration would otherwise build a copy of the loop each); the loop runs
+//! in the region from the next time it reaches its entry. Patch lock held.
+void note_loop_region(const LoopRegion& region);
+//! Whether `address` is inside a recorded loop. Patch lock held.
+bool inside_loop_region(uint64_t address);
+//! Forgets the recorded loops in [start, end) (their object is unloaded).
+void forget_loop_regions(uint64_t start, uint64_t end);
+
 //! Finds the loop region that contains `plan` (the plan's first site is the
 //! entry). Returns false with `why` when there is none or it cannot be
 //! copied.

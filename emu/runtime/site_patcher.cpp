@@ -158,8 +158,9 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kStubSize = 64;
-//! Largest inline stub (plans of up to StubPlan::kMaxSites translations).
-constexpr size_t kMaxLiveStub = 32 * 1024;
+//! Largest inline stub: a loop region's may hold a few hundred
+//! translations (CodeEdit lengths and arenas stay below 64 KiB).
+constexpr size_t kMaxLiveStub = 60 * 1024;
 constexpr uint64_t kArenaSize = 64 * 1024;
 //! Edits closer than this many pages share one swap (fewer mappings).
 constexpr uint64_t kMaxGapPages = 16;
@@ -377,6 +378,7 @@ void remove_code_regions(uint64_t start, uint64_t end) {
     const uint64_t s = g_regions[i].start.load();
     if (s >= start && s < end) g_regions[i].end.store(s, std::memory_order_release);
   }
+  forget_loop_regions(start, end);
 }
 
 bool in_code_region(uint64_t address, size_t length) {
@@ -458,7 +460,8 @@ bool patch_site(Site& site, const SiteTable& sites) {
   static uint8_t live_bytes[kMaxLiveStub];  // guarded by the patch lock
   static LoopRegion region;
   const char* why = nullptr;
-  bool in_region = live_stub_env().enabled && find_loop_region(*plan, sites, region, &why);
+  bool in_region = live_stub_env().enabled && !inside_loop_region(site.address) &&
+                   find_loop_region(*plan, sites, region, &why);
   size_t measured = 0;
   if (in_region) measured = build_region_stub(0, *plan, region, live_bytes, sizeof live_bytes, &why);
   in_region = measured != 0;
@@ -515,7 +518,10 @@ bool patch_site(Site& site, const SiteTable& sites) {
   site.state.store(SiteState::kPatched, std::memory_order_release);
   g_patched.fetch_add(1, std::memory_order_relaxed);
   if (live_size) g_patched_inline.fetch_add(1, std::memory_order_relaxed);
-  if (in_region) g_regions_built.fetch_add(1, std::memory_order_relaxed);
+  if (in_region) {
+    note_loop_region(region);
+    g_regions_built.fetch_add(1, std::memory_order_relaxed);
+  }
   return true;
 }
 
