@@ -495,6 +495,38 @@ TEST(LoopRegions, UnmaskedExceptionInsideARegionReachesTheHandlerAtTheInstructio
   }
 }
 
+TEST(LoopRegions, DlcloseDropsTheRegionAndTheNextLoadGetsItsOwn) {
+  // dlopen_main loads its library twice (dlclose in between, usually at the
+  // same address): each load's loop becomes a region, each dlclose drops it,
+  // and the second load's results are still the reference's.
+  const std::vector<std::string> prog = {kPrograms + "/dlopen_main", AVX512EMU_RUNTIME_DLOPEN_LIB};
+  const Outcome n = reference(prog);
+  ASSERT_EQ(n.exit_code, 0) << describe(n);
+  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog));
+  ASSERT_EQ(e.exit_code, 0) << describe(e);
+  EXPECT_EQ(e.out, n.out);
+  EXPECT_NE(e.out.find("load 1 round 19"), std::string::npos) << e.out;
+  EXPECT_EQ(stat(e.err, "loop regions built"), 2u) << e.err;
+  EXPECT_EQ(stat(e.err, "invalidated"), 2u) << e.err;
+}
+
+TEST(LoopRegions, EightThreadsRunOneRegionAtOnce) {
+  // threads8's second asm block is a loop that all eight threads run at
+  // once; whichever site of it traps first, the loop ends up in one region
+  // (a plan stub must not run past the region's entry), and the threads'
+  // results are the reference's.
+  const std::vector<std::string> prog = {kPrograms + "/threads8"};
+  const Outcome n = reference(prog);
+  ASSERT_EQ(n.exit_code, 0) << describe(n);
+  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog));
+  ASSERT_EQ(e.exit_code, 0) << describe(e);
+  EXPECT_EQ(e.out, n.out);
+  EXPECT_EQ(stat(e.err, "loop regions built"), 1u) << e.err;
+  // 8 threads x 2000 calls x 11 of 12 iterations x 3 instructions.
+  EXPECT_GT(stat(e.err, "inside loop regions"), 500'000u) << e.err;
+  EXPECT_NE(stat(e.err, "inside loop regions"), ~uint64_t(0)) << e.err;
+}
+
 // ---- A natural #UD that avx512emu does not translate -------------------------------------
 
 TEST(NaturalTrap, UntranslatedInstructionEndsTheProgramAsWithoutAvx512emu) {

@@ -141,12 +141,17 @@ bool inside_loop_region(uint64_t address) {
   return false;
 }
 
-void forget_loop_regions(uint64_t start, uint64_t end) {
+size_t forget_loop_regions(uint64_t start, uint64_t end) {
   const size_t n = g_loop_count.load(std::memory_order_acquire);
+  size_t forgotten = 0;
   for (size_t i = 0; i < n; ++i) {
     const uint64_t head = g_loops[i].head.load();
-    if (head >= start && head < end) g_loops[i].end.store(head, std::memory_order_release);
+    if (head >= start && head < end && head != g_loops[i].end.load()) {
+      g_loops[i].end.store(head, std::memory_order_release);
+      ++forgotten;
+    }
   }
+  return forgotten;
 }
 
 bool find_loop_region(const StubPlan& plan, const SiteTable& sites, LoopRegion& r,

@@ -69,8 +69,9 @@ struct LoopRegion {
 void note_loop_region(const LoopRegion& region);
 //! Whether `address` is inside a recorded loop. Patch lock held.
 bool inside_loop_region(uint64_t address);
-//! Forgets the recorded loops in [start, end) (their object is unloaded).
-void forget_loop_regions(uint64_t start, uint64_t end);
+//! Forgets the recorded loops in [start, end) (their object is unloaded:
+//! their regions can no longer be entered). Returns how many.
+size_t forget_loop_regions(uint64_t start, uint64_t end);
 
 //! Finds the loop region that contains `plan` (the plan's first site is the
 //! entry). Returns false with `why` when there is none or it cannot be

@@ -1003,9 +1003,9 @@ std::string runtime_stats_text() {
                 "avx512emu stats: AVX-512 instructions run through traps %" PRIu64
                 ", at patched sites %" PRIu64 ", inside loop regions %" PRIu64
                 "; patched sites inline %" PRIu64 " of %" PRIu64 ", state-block stub entries %" PRIu64
-                "; loop regions built %" PRIu64 ", invalidated 0\n",
+                "; loop regions built %" PRIu64 ", invalidated %" PRIu64 "\n",
                 c.traps, site_runs, region_runs, inline_patched_site_count(), patched_site_count(),
-                c.stub_runs, loop_regions_built());
+                c.stub_runs, loop_regions_built(), loop_regions_dropped());
   out += buf;
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats: translations %" PRIu64 ", cache hits %" PRIu64

@@ -204,7 +204,7 @@ struct Arena {
 constexpr size_t kMaxArenas = 256;
 Arena g_arenas[kMaxArenas];  // guarded by the patch lock
 size_t g_arena_count = 0;
-std::atomic<uint64_t> g_patched{0}, g_patched_inline{0}, g_regions_built{0};
+std::atomic<uint64_t> g_patched{0}, g_patched_inline{0}, g_regions_built{0}, g_regions_dropped{0};
 
 //! Copies the pages [first, first + pages * kPage), applies the edits that
 //! fall inside, and swaps the copy in (see the file comment of the header).
@@ -378,7 +378,7 @@ void remove_code_regions(uint64_t start, uint64_t end) {
     const uint64_t s = g_regions[i].start.load();
     if (s >= start && s < end) g_regions[i].end.store(s, std::memory_order_release);
   }
-  forget_loop_regions(start, end);
+  g_regions_dropped.fetch_add(forget_loop_regions(start, end), std::memory_order_relaxed);
 }
 
 bool in_code_region(uint64_t address, size_t length) {
@@ -414,6 +414,9 @@ bool patch_site(Site& site, const SiteTable& sites) {
     const Site* last = plan->sites[plan->count - 1];
     Site* next = sites.lookup(last->address + last->length);
     if (!next || !next->translation || !in_code_region(next->address, next->length)) break;
+    // A patched site inside a loop region's loop may be the region's entry:
+    // the plan ends there, so that execution reaches the region.
+    if (next->state.load() == SiteState::kPatched && inside_loop_region(next->address)) break;
     plan->sites[plan->count++] = next;
   }
   // A follower whose translation cannot run inline ends the plan, so the
@@ -533,6 +536,9 @@ uint64_t inline_patched_site_count() {
 }
 uint64_t loop_regions_built() {
   return g_regions_built.load(std::memory_order_relaxed);
+}
+uint64_t loop_regions_dropped() {
+  return g_regions_dropped.load(std::memory_order_relaxed);
 }
 
 }  // namespace avx512emu::runtime

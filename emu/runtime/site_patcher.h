@@ -83,6 +83,8 @@ uint64_t patched_site_count();
 uint64_t inline_patched_site_count();
 //! Number of patched sites whose stub runs the loop around them (loop_region.h).
 uint64_t loop_regions_built();
+//! Number of loop regions whose object was unloaded (dlclose).
+uint64_t loop_regions_dropped();
 
 }  // namespace avx512emu::runtime
 

@@ -351,8 +351,10 @@ void arm_object(PendingArming& pending, ObjectSweep& r) {
 }
 
 bool is_sweepable(const LoadedObject& o) {
-  // The vDSO has no file, and our own code must never trap.
-  return !o.self && !o.path.empty() && o.path[0] == '/';
+  // The vDSO has no file (its name has no '/'), and our own code must never
+  // trap. A library dlopen()ed by a relative path keeps that path, relative
+  // to the working directory it was opened from, which is still ours here.
+  return !o.self && o.path.find('/') != std::string::npos;
 }
 
 }  // namespace

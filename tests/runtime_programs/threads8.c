@@ -3,7 +3,8 @@
    inside the asm block (the kernel preserves vector registers across system
    calls, so every thread must find its own values afterwards: a shadow state
    shared between threads would leak values between them). Prints one
-   checksum per thread in thread order. */
+   checksum per thread in thread order. A second asm block is a loop: all
+   threads run it at once inside one loop region. */
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -44,7 +45,24 @@ static void* worker(void* arg) {
         :
         : [in] "r"(w->in), [out] "r"(w->out), [mask] "r"(mask)
         : "rax", "rcx", "r11", "memory", "xmm16", "xmm17", "xmm18", "xmm30", "xmm31", "k3", "k6");
-    h = checksum_bytes(w->out, 132, h);
+    /* A loop of AVX-512 and ordinary instructions: under avx512emu all
+       eight threads run it inside one loop region at once. */
+    __asm__ volatile(
+        "kmovw %[mask], %%k2\n\t"
+        "mov $12, %%ecx\n\t"
+        "vmovdqu32 (%[in]), %%zmm20\n"
+        "1:\n\t"
+        "vpaddd 64(%[in]), %%zmm20, %%zmm20\n\t"
+        "vprold $7, %%zmm20, %%zmm21%{%%k2%}%{z%}\n\t"
+        "add %%ecx, %%eax\n\t"
+        "vpxord %%zmm21, %%zmm20, %%zmm20\n\t"
+        "dec %%ecx\n\t"
+        "jnz 1b\n\t"
+        "vmovdqu32 %%zmm20, 192(%[out])\n\t"
+        :
+        : [in] "r"(w->in), [out] "r"(w->out), [mask] "r"(mask)
+        : "rax", "rcx", "memory", "xmm20", "xmm21", "k2", "cc");
+    h = checksum_bytes(w->out, 256, h);
     for (int i = 0; i < 64; ++i) w->in[i] = w->in[i] * 0.5f + w->out[i & 15] * 0.25f;
   }
   w->checksum = h;
