@@ -15,10 +15,11 @@ enum class HostInsnKind : uint8_t {
   kJump,        //!< jmp rel8/rel32 (unconditional, relative).
   kCondJump,    //!< jcc rel8/rel32, jrcxz, loop.
   kRet,
-  kVzeroupper,
+  kVzeroupper,  //!< vzeroupper or vzeroall.
   kStmxcsr,     //!< vstmxcsr / stmxcsr m32.
   kLdmxcsr,     //!< vldmxcsr / ldmxcsr m32.
-  kOther,       //!< Any other control transfer (call, indirect jmp, syscall, ...).
+  kOther,       //!< Any other control transfer (call, indirect jmp, syscall, ...),
+                //!< and the XSAVE/FXSAVE family (the whole register state).
 };
 
 //! Bits of HostInsn::flags_tested / flags_replaced.

@@ -45,7 +45,7 @@ const char* why_not_copyable(const LoopRegion::Insn& in) {
   if (h.evex || h.high_vec) return "an AVX-512 instruction in the loop that is not a site";
   switch (h.kind) {
     case HostInsnKind::kRet:
-    case HostInsnKind::kOther: return "a call, return, indirect jump or system instruction in the loop";
+    case HostInsnKind::kOther: return "a call, return, indirect jump, system or XSAVE-family instruction in the loop";
     case HostInsnKind::kLdmxcsr: return "an MXCSR load in the loop";
     case HostInsnKind::kVzeroupper: return "vzeroupper/vzeroall copied in the loop";
     default: break;

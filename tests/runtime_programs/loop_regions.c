@@ -7,6 +7,8 @@
                   loop
      vex          VEX and SSE writes inside the loop to registers whose
                   bits 511:256 an AVX-512 instruction set
+     flags        flags live across AVX-512 instructions (a compare and its
+                  branch around vpaddd, an adc carry chain through vpxord)
      segv-copied  a fault in an ordinary load inside the loop: the program's
                   handler checks RIP, si_addr and marker registers, makes the
                   page readable and returns; the loop completes
@@ -150,6 +152,38 @@ __attribute__((noinline)) static void vex_loop(const int32_t* a, long rounds, in
       : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "memory", "cc");
 }
 
+/* Flags live across AVX-512 instructions: the compare before vpaddd decides
+   the branch after it, and the carry of one adc reaches the next through
+   vpxord and dec (which keeps CF). */
+__attribute__((noinline)) static void flags_loop(const int32_t* a, long last, const uint64_t* q,
+                                                 long words, uint64_t* out) {
+  __asm__ volatile(
+      "xor %%ecx, %%ecx\n\t"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n"
+      "1:\n\t"
+      "cmp %[last], %%rcx\n\t"
+      "vpaddd (%[a],%%rcx,4), %%zmm1, %%zmm1\n\t"
+      "lea 16(%%rcx), %%rcx\n\t"
+      "jb 1b\n\t"
+      "vmovdqu64 %%zmm1, (%[out])\n\t"
+      "mov %[words], %%rcx\n\t"
+      "mov $-1, %%rax\n\t"
+      "xor %%edx, %%edx\n\t"
+      "stc\n"
+      "2:\n\t"
+      "adc (%[q]), %%rax\n\t"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+      "adc $0, %%rdx\n\t"
+      "lea 8(%[q]), %[q]\n\t"
+      "dec %%rcx\n\t"
+      "jnz 2b\n\t"
+      "mov %%rax, 64(%[out])\n\t"
+      "mov %%rdx, 72(%[out])\n\t"
+      : [q] "+r"(q)
+      : [a] "r"(a), [last] "r"(last), [words] "r"(words), [out] "r"(out)
+      : "rax", "rcx", "rdx", "xmm1", "memory", "cc");
+}
+
 /* Sums `blocks` 64-byte blocks from `v` (AVX-512 load) and one qword per
    block from `q` (ordinary load), with marker values in r12 and xmm2. */
 __attribute__((noinline)) static void fault_loop(const char* v, const char* q, long blocks,
@@ -261,6 +295,15 @@ int main(int argc, char** argv) {
     sum = checksum_bytes(out32, sizeof out32, sum);
   }
   printf("vex %016llx\n", (unsigned long long)sum);
+
+  uint64_t q[64], fout[10];
+  for (int i = 0; i < 64; ++i) q[i] = 0x8000000000000000ull + (uint64_t)i * 0x1234567890abull;
+  sum = CHECKSUM_INIT;
+  for (int r = 0; r < 100; ++r) {
+    flags_loop(a + r, 16 * (1 + r % 40), q, 1 + r % 64, fout);
+    sum = checksum_bytes(fout, sizeof fout - 8, sum);
+  }
+  printf("flags %016llx\n", (unsigned long long)sum);
   fflush(stdout);
 
   page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
