@@ -478,6 +478,22 @@ TEST(LoopRegions, LoopsRunInsideRegionsWithTheProgramsResults) {
   EXPECT_NE(e.out.find(seen, first + 1), std::string::npos) << e.out;
 }
 
+TEST(LoopRegions, SwitchedOffEveryLoopRunsThroughPlanStubs) {
+  // AVX512EMU_NO_LOOP_REGIONS=1: the same program, the same output, no
+  // region built and nothing run inside one.
+  const std::vector<std::string> prog = {kPrograms + "/loop_regions"};
+  const Outcome n = reference(prog);
+  ASSERT_EQ(n.exit_code, 0) << describe(n);
+  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog),
+                        {{"AVX512EMU_NO_LOOP_REGIONS", "1"}});
+  ASSERT_EQ(e.exit_code, 0) << describe(e);
+  EXPECT_EQ(e.out, n.out);
+  EXPECT_EQ(stat(e.err, "loop regions built"), 0u) << e.err;
+  EXPECT_EQ(stat(e.err, "inside loop regions"), 0u) << e.err;
+  EXPECT_GT(stat(e.err, "at patched sites"), 100'000u) << e.err;
+  EXPECT_NE(stat(e.err, "at patched sites"), ~uint64_t(0)) << e.err;
+}
+
 TEST(LoopRegions, UnmaskedExceptionInsideARegionReachesTheHandlerAtTheInstruction) {
   // QEMU and the reference interpreter raise no SIMD exceptions: the output
   // is compared with native runs on AVX-512 hardware only; everywhere the

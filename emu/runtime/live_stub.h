@@ -23,6 +23,7 @@ struct LiveStubEnv {
   int32_t flags_save = 0;      //!< Offset, from the shadow block, of the entry flags word.
   uint64_t hw_sync = 0;        //!< AVX-512 hosts: live_hw_sync_address(), else 0.
   bool count_runs = false;     //!< --stats: count runs per site.
+  bool loop_regions = true;    //!< Build loop regions (loop_region.h).
 };
 
 //! The words a stub spills through fs before it has a base register.

@@ -823,6 +823,7 @@ void install_live_stubs() {
   env.flags_save = int32_t(offsetof(ThreadShadow, flags_save));
   env.hw_sync = host_has_avx512_state() ? live_hw_sync_address() : 0;
   env.count_runs = g_options.stats;
+  env.loop_regions = g_options.loop_regions;
   // Zydis' decoder tables are set up by a function-local static: do it now,
   // not in the first signal handler that builds a stub.
   jit::LiveForm unused;

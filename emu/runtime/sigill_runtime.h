@@ -64,6 +64,10 @@ struct RuntimeOptions {
   //! stub run copies the register file into a state block and calls the
   //! dispatcher (AVX512EMU_STATE_BLOCK_STUBS=1, for comparison and bisection).
   bool inline_stubs = true;
+  //! A patched site inside a loop gets a stub that runs the whole loop
+  //! (loop_region.h); off, plan stubs only (AVX512EMU_NO_LOOP_REGIONS=1, for
+  //! comparison and bisection).
+  bool loop_regions = true;
   //! Every trapped instruction runs in the reference interpreter instead
   //! of its translation, and no site is patched (AVX512EMU_REFERENCE=1): the
   //! reference run of the tests on CPUs without AVX-512, where the program

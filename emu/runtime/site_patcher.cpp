@@ -463,7 +463,8 @@ bool patch_site(Site& site, const SiteTable& sites) {
   static uint8_t live_bytes[kMaxLiveStub];  // guarded by the patch lock
   static LoopRegion region;
   const char* why = nullptr;
-  bool in_region = live_stub_env().enabled && !inside_loop_region(site.address) &&
+  bool in_region = live_stub_env().enabled && live_stub_env().loop_regions &&
+                   !inside_loop_region(site.address) &&
                    find_loop_region(*plan, sites, region, &why);
   size_t measured = 0;
   if (in_region) measured = build_region_stub(0, *plan, region, live_bytes, sizeof live_bytes, &why);
