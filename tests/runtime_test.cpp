@@ -449,20 +449,25 @@ TEST(Faults, FaultsInsideTranslatedCodeLookLikeTheInstructionsOwn) {
 
 // ---- Loop regions ------------------------------------------------------------------------
 
+//! `prog` under `avx512emu run --simulate-avx2 --stats` (with `env`), after
+//! checking that it prints what its reference run prints.
+Outcome emulated_like_reference(const std::vector<std::string>& prog, const Env& env = {}) {
+  const Outcome n = reference(prog);
+  EXPECT_EQ(n.exit_code, 0) << describe(n);
+  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog), env);
+  EXPECT_EQ(e.exit_code, 0) << describe(e);
+  EXPECT_EQ(e.out, n.out);
+  return e;
+}
+
 TEST(LoopRegions, LoopsRunInsideRegionsWithTheProgramsResults) {
   // loop_regions' loops (side exits and entries, an indirect jump into a
   // loop, VEX and SSE writes, flags live across translated instructions,
   // faults in copied and in translated loads with the program's handler
   // resuming) are all region-shaped: the stats must show regions built and
   // most AVX-512 work done inside them, and the output must be the
-  // reference's (RuntimeProgram covers QEMU and
-  // --no-patch).
-  const std::vector<std::string> prog = {kPrograms + "/loop_regions"};
-  const Outcome n = reference(prog);
-  ASSERT_EQ(n.exit_code, 0) << describe(n);
-  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog));
-  ASSERT_EQ(e.exit_code, 0) << describe(e);
-  EXPECT_EQ(e.out, n.out);
+  // reference's (RuntimeProgram covers QEMU and --no-patch).
+  const Outcome e = emulated_like_reference({kPrograms + "/loop_regions"});
   // One region per loop (side, jump table, vex, two flags loops, faults):
   // the other sites of a loop trap once in its first iteration and must not
   // copy it again.
@@ -481,13 +486,8 @@ TEST(LoopRegions, LoopsRunInsideRegionsWithTheProgramsResults) {
 TEST(LoopRegions, SwitchedOffEveryLoopRunsThroughPlanStubs) {
   // AVX512EMU_NO_LOOP_REGIONS=1: the same program, the same output, no
   // region built and nothing run inside one.
-  const std::vector<std::string> prog = {kPrograms + "/loop_regions"};
-  const Outcome n = reference(prog);
-  ASSERT_EQ(n.exit_code, 0) << describe(n);
-  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog),
-                        {{"AVX512EMU_NO_LOOP_REGIONS", "1"}});
-  ASSERT_EQ(e.exit_code, 0) << describe(e);
-  EXPECT_EQ(e.out, n.out);
+  const Outcome e =
+      emulated_like_reference({kPrograms + "/loop_regions"}, {{"AVX512EMU_NO_LOOP_REGIONS", "1"}});
   EXPECT_EQ(stat(e.err, "loop regions built"), 0u) << e.err;
   EXPECT_EQ(stat(e.err, "inside loop regions"), 0u) << e.err;
   EXPECT_GT(stat(e.err, "at patched sites"), 100'000u) << e.err;
@@ -517,12 +517,8 @@ TEST(LoopRegions, DlcloseDropsTheRegionAndTheNextLoadGetsItsOwn) {
   // dlopen_main loads its library twice (dlclose in between, usually at the
   // same address): each load's loop becomes a region, each dlclose drops it,
   // and the second load's results are still the reference's.
-  const std::vector<std::string> prog = {kPrograms + "/dlopen_main", AVX512EMU_RUNTIME_DLOPEN_LIB};
-  const Outcome n = reference(prog);
-  ASSERT_EQ(n.exit_code, 0) << describe(n);
-  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog));
-  ASSERT_EQ(e.exit_code, 0) << describe(e);
-  EXPECT_EQ(e.out, n.out);
+  const Outcome e =
+      emulated_like_reference({kPrograms + "/dlopen_main", AVX512EMU_RUNTIME_DLOPEN_LIB});
   EXPECT_NE(e.out.find("load 1 round 19"), std::string::npos) << e.out;
   EXPECT_EQ(stat(e.err, "loop regions built"), 2u) << e.err;
   EXPECT_EQ(stat(e.err, "invalidated"), 2u) << e.err;
@@ -533,12 +529,7 @@ TEST(LoopRegions, EightThreadsRunOneRegionAtOnce) {
   // once; whichever site of it traps first, the loop ends up in one region
   // (a plan stub must not run past the region's entry), and the threads'
   // results are the reference's.
-  const std::vector<std::string> prog = {kPrograms + "/threads8"};
-  const Outcome n = reference(prog);
-  ASSERT_EQ(n.exit_code, 0) << describe(n);
-  const Outcome e = run(under_avx512emu({"--simulate-avx2", "--stats"}, prog));
-  ASSERT_EQ(e.exit_code, 0) << describe(e);
-  EXPECT_EQ(e.out, n.out);
+  const Outcome e = emulated_like_reference({kPrograms + "/threads8"});
   EXPECT_EQ(stat(e.err, "loop regions built"), 1u) << e.err;
   // 8 threads x 2000 calls x 11 of 12 iterations x 3 instructions.
   EXPECT_GT(stat(e.err, "inside loop regions"), 500'000u) << e.err;
