@@ -68,7 +68,8 @@ bool decode_host_insn(const uint8_t* bytes, size_t size, HostInsn& out) {
     case ZYDIS_MNEMONIC_RET:
       out.kind = HostInsnKind::kRet;
       break;
-    case ZYDIS_MNEMONIC_VZEROUPPER: case ZYDIS_MNEMONIC_VZEROALL:
+    case ZYDIS_MNEMONIC_VZEROUPPER:
+    case ZYDIS_MNEMONIC_VZEROALL:
       out.kind = HostInsnKind::kVzeroupper;
       break;
     case ZYDIS_MNEMONIC_VSTMXCSR: case ZYDIS_MNEMONIC_STMXCSR:
@@ -82,8 +83,9 @@ bool decode_host_insn(const uint8_t* bytes, size_t size, HostInsn& out) {
       // state, which no operand list shows.
       if (zi.meta.branch_type != ZYDIS_BRANCH_TYPE_NONE ||
           zi.meta.category == ZYDIS_CATEGORY_SYSTEM || zi.meta.category == ZYDIS_CATEGORY_SYSCALL ||
-          zi.meta.category == ZYDIS_CATEGORY_INTERRUPT || zi.meta.category == ZYDIS_CATEGORY_XSAVE ||
-          zi.meta.isa_set == ZYDIS_ISA_SET_FXSAVE || zi.meta.isa_set == ZYDIS_ISA_SET_FXSAVE64)
+          zi.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
+          zi.meta.category == ZYDIS_CATEGORY_XSAVE || zi.meta.isa_set == ZYDIS_ISA_SET_FXSAVE ||
+          zi.meta.isa_set == ZYDIS_ISA_SET_FXSAVE64)
         out.kind = HostInsnKind::kOther;
       break;
   }

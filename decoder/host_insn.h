@@ -11,9 +11,9 @@ namespace avx512emu {
 
 //! What kind of control transfer or special instruction this is.
 enum class HostInsnKind : uint8_t {
-  kPlain,       //!< Falls through to the next instruction.
-  kJump,        //!< jmp rel8/rel32 (unconditional, relative).
-  kCondJump,    //!< jcc rel8/rel32, jrcxz, loop.
+  kPlain,     //!< Falls through to the next instruction.
+  kJump,      //!< jmp rel8/rel32 (unconditional, relative).
+  kCondJump,  //!< jcc rel8/rel32, jrcxz, loop.
   kRet,
   kVzeroupper,  //!< vzeroupper or vzeroall.
   kStmxcsr,     //!< vstmxcsr / stmxcsr m32.
@@ -24,7 +24,12 @@ enum class HostInsnKind : uint8_t {
 
 //! Bits of HostInsn::flags_tested / flags_replaced.
 enum HostFlag : uint8_t {
-  kHostCF = 1, kHostPF = 2, kHostAF = 4, kHostZF = 8, kHostSF = 16, kHostOF = 32,
+  kHostCF = 1,
+  kHostPF = 2,
+  kHostAF = 4,
+  kHostZF = 8,
+  kHostSF = 16,
+  kHostOF = 32,
   kHostArithFlags = 63,
 };
 

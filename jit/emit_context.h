@@ -43,11 +43,15 @@ class EmitContext {
   //! `dst` := the address value `addr`: from rax when it is still there
   //! (no store-to-load round trip through its slot), else from the slot.
   void load_address_into(const x86::Gp& dst, ir::ValueId addr) {
-    if (address_in_rax == addr) a.mov(dst, x86::rax);
-    else a.mov(dst, value(addr));
+    if (address_in_rax == addr)
+      a.mov(dst, x86::rax);
+    else
+      a.mov(dst, value(addr));
   }
   //! What the drivers call after lowering `i` (see address_in_rax).
-  void lowered(const ir::Inst& i) { address_in_rax = i.op == ir::Op::kAddress ? i.dst : ir::kNoValue; }
+  void lowered(const ir::Inst& i) {
+    address_in_rax = i.op == ir::Op::kAddress ? i.dst : ir::kNoValue;
+  }
 
   //! Memory operand at `offset` in CpuState.
   x86::Mem state(int32_t offset) const { return x86::ptr(x86::rdi, offset); }

@@ -368,9 +368,9 @@ void compress_dwords_qwords(EmitContext& c, const Inst& i) {
 }
 
 //! compress_expand_scalar: AVX2 has no compress/expand, and any vector form
-//! needs a table indexed by the mask (compress_dwords_qwords has one). A GPR loop over the set mask bits
-//! (tzcnt/blsr) moves one element per enabled position: to the next packed
-//! slot (compress) or from it (expand). The rest of the result is zero.
+//! needs a table indexed by the mask (compress_dwords_qwords has one). A GPR loop over the set mask
+//! bits (tzcnt/blsr) moves one element per enabled position: to the next packed slot (compress) or
+//! from it (expand). The rest of the result is zero.
 void lower_compress_expand(EmitContext& c, const Inst& i) {
   const int eb = ir::elem_bytes(i.elem);
   if (i.op == Op::kCompress && eb >= 4) {

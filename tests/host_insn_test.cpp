@@ -2,11 +2,11 @@
 // copies: branch kinds and targets, what must refuse a region, the flags an
 // instruction tests and replaces (flags liveness), and VEX/EVEX encodings.
 // Expected values are the Intel SDM's (encodings and flags affected).
+#include "host_insn.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "host_insn.h"
 
 namespace {
 
@@ -59,18 +59,19 @@ TEST(HostInsn, EncodingsAreTold) {
   EXPECT_FALSE(sse.vex);
   EXPECT_FALSE(sse.evex);
   EXPECT_EQ(sse.vecs_written, 1);
-  const HostInsn evex = decode({0x62, 0xf1, 0x7d, 0x28, 0xfe, 0xc1});  // vpaddd ymm0, ymm0, ymm1 (EVEX)
+  const HostInsn evex =
+      decode({0x62, 0xf1, 0x7d, 0x28, 0xfe, 0xc1});  // vpaddd ymm0, ymm0, ymm1 (EVEX)
   EXPECT_TRUE(evex.evex);
 }
 
 TEST(HostInsn, WholeStateInstructionsAreNotPlain) {
-  EXPECT_EQ(decode({0xc5, 0xfc, 0x77}).kind, HostInsnKind::kVzeroupper);  // vzeroall
-  EXPECT_EQ(decode({0xc5, 0xf8, 0x77}).kind, HostInsnKind::kVzeroupper);  // vzeroupper
-  EXPECT_EQ(decode({0x0f, 0xae, 0x2f}).kind, HostInsnKind::kOther);      // xrstor [rdi]
+  EXPECT_EQ(decode({0xc5, 0xfc, 0x77}).kind, HostInsnKind::kVzeroupper);   // vzeroall
+  EXPECT_EQ(decode({0xc5, 0xf8, 0x77}).kind, HostInsnKind::kVzeroupper);   // vzeroupper
+  EXPECT_EQ(decode({0x0f, 0xae, 0x2f}).kind, HostInsnKind::kOther);        // xrstor [rdi]
   EXPECT_EQ(decode({0x48, 0x0f, 0xae, 0x0f}).kind, HostInsnKind::kOther);  // fxrstor64 [rdi]
-  EXPECT_EQ(decode({0xe8, 0, 0, 0, 0}).kind, HostInsnKind::kOther);      // call rel32
-  EXPECT_EQ(decode({0xff, 0xe0}).kind, HostInsnKind::kOther);            // jmp rax
-  EXPECT_EQ(decode({0x0f, 0x05}).kind, HostInsnKind::kOther);            // syscall
+  EXPECT_EQ(decode({0xe8, 0, 0, 0, 0}).kind, HostInsnKind::kOther);        // call rel32
+  EXPECT_EQ(decode({0xff, 0xe0}).kind, HostInsnKind::kOther);              // jmp rax
+  EXPECT_EQ(decode({0x0f, 0x05}).kind, HostInsnKind::kOther);              // syscall
 }
 
 TEST(HostInsn, RipRelativeOperandHasItsField) {

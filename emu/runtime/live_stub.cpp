@@ -446,7 +446,8 @@ bool find_live_stub_fault(uint64_t rip, LiveStubFault& out) {
     const uint64_t off = rip - start;
     for (uint16_t k = 0; k < header.rows; ++k) {
       StubTableRow row;
-      sys::copy(&row, reinterpret_cast<const void*>(start + r.table + sizeof header + k * sizeof row),
+      sys::copy(&row,
+                reinterpret_cast<const void*>(start + r.table + sizeof header + k * sizeof row),
                 sizeof row);
       if ((off >= row.body_begin && off < row.body_end) ||
           (off >= row.data_begin && off < row.data_end)) {
@@ -471,7 +472,8 @@ namespace {
 
 namespace so = state_offset;
 
-constexpr uint16_t kStubGprs = (1u << kRax) | (1u << kRdi);  // the stub's own: block pointer, scratch
+//! The stub's own GPRs: rdi the block pointer, rax scratch.
+constexpr uint16_t kStubGprs = (1u << kRax) | (1u << kRdi);
 
 //! One inline stub as it is written: the entry, the steps, the ways out,
 //! the slow path, the rare paths of the VEX-write check, the steps'
@@ -523,21 +525,21 @@ class StubBuilder {
   void entry(uint16_t gpr_save) {
     w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     w.store_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
-    w.byte(0x9f);                    // lahf
-    w.bytes({0x0f, 0x90, 0xc0});     // seto al
-    w.bytes({0x64, 0x66, 0x89});     // mov fs:[spill.flags], ax
+    w.byte(0x9f);                 // lahf
+    w.bytes({0x0f, 0x90, 0xc0});  // seto al
+    w.bytes({0x64, 0x66, 0x89});  // mov fs:[spill.flags], ax
     w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
     w.bytes({0x64, 0x83, 0x3c, 0x25});  // cmp dword fs:[depth], 0
     w.d32(g_env.tls_depth);
     w.byte(0x00);
     to_slow_[0] = w.jcc(kCcNz);
     w.load_fs(kRdi, g_env.tls_shadow);
-    w.bytes({0x48, 0x85, 0xff});     // test rdi, rdi
+    w.bytes({0x48, 0x85, 0xff});  // test rdi, rdi
     to_slow_[1] = w.jcc(kCcZ);
     w.bytes({0x64, 0xc7, 0x04, 0x25});  // mov dword fs:[depth], 1
     w.d32(g_env.tls_depth);
     w.d32(1);
-    w.bytes({0x66, 0x89});           // mov [rdi+flags_save], ax
+    w.bytes({0x66, 0x89});  // mov [rdi+flags_save], ax
     w.modrm_rdi(kRax, g_env.flags_save);
     w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
     w.store_gpr(kRax, so::gpr(kRax));
@@ -547,7 +549,7 @@ class StubBuilder {
       if (gpr_save >> r & 1) w.store_gpr(r, so::gpr(r));
     if (p_->gprs_read >> kRsp & 1) w.store_gpr(kRsp, so::gpr(kRsp));
     if (p_->reads_mxcsr) {
-      w.bytes({0xc5, 0xf8, 0xae});   // vstmxcsr [rdi+mxcsr]
+      w.bytes({0xc5, 0xf8, 0xae});  // vstmxcsr [rdi+mxcsr]
       w.modrm_rdi(3, so::kMxcsr);
     }
     gprs_in_block = uint16_t(gpr_save | kStubGprs);
@@ -557,7 +559,8 @@ class StubBuilder {
     uint16_t used = 0;
     for (uint32_t i = 0; i < steps_->count; ++i) {
       const Step& st = p_->step[i];
-      used |= uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.scratch);
+      used |=
+          uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.scratch);
     }
     t_ = lowest_bit(uint16_t(~(p_->check | used) & 0xffff));
     if (t_ < 0) t_ = lowest_bit(uint16_t(~p_->check & 0xffff));
@@ -572,7 +575,7 @@ class StubBuilder {
         w.cmpeqb_ymm(t_, v, so::zmm(v));
       }
       w.movmskb_eax(t_);
-      w.bytes({0xff, 0xc0});         // inc eax: zero when all 32 bytes were equal
+      w.bytes({0xff, 0xc0});  // inc eax: zero when all 32 bytes were equal
       rare_field_[v] = w.jcc(kCcNz);
       rare_back_[v] = w.size();  // unchanged: the block's copy already equals it
       block_current |= uint16_t(1u << v);
@@ -600,7 +603,8 @@ class StubBuilder {
     body_at_[i] = w.size();
     step_row_[i] = row_count_;
     add_row(site.address, body_at_[i], body_at_[i] + (f.body_end - f.body_begin), gprs_in_block,
-            spilled, flags_in_block ? LiveStubFault::kFlagsInBlock : LiveStubFault::kFlagsEntryWord);
+            spilled,
+            flags_in_block ? LiveStubFault::kFlagsInBlock : LiveStubFault::kFlagsEntryWord);
     flags_in_block |= f.writes_rflags;
     w.copy(st.code + f.body_begin, f.body_end - f.body_begin);
     if (st.idiom.kind != VexIdiomKind::kNone) {
@@ -610,7 +614,7 @@ class StubBuilder {
         if (st.live_written >> v & 1) zero_block_upper(v);
     }
     if (g_env.count_runs) {
-      w.bytes({0x48, 0xb8});       // movabs rax, &site's counter
+      w.bytes({0x48, 0xb8});  // movabs rax, &site's counter
       w.q64(reinterpret_cast<uint64_t>(region_ ? &site.region_runs : &site.stub_runs));
       w.bytes({0xf0, 0x48, 0xff, 0x00});  // lock inc qword [rax]
     }
@@ -638,19 +642,19 @@ class StubBuilder {
   void restore_flags() {
     if (flags_in_block) {
       // AH := RFLAGS[7:0] (SF ZF AF PF CF for sahf), AL := OF.
-      w.bytes({0x0f, 0xb6});         // movzx eax, byte [rdi+rflags]
+      w.bytes({0x0f, 0xb6});  // movzx eax, byte [rdi+rflags]
       w.modrm_rdi(kRax, so::kRflags);
-      w.bytes({0x88, 0xc4});         // mov ah, al
-      w.byte(0x8a);                  // mov al, byte [rdi+rflags+1]
+      w.bytes({0x88, 0xc4});  // mov ah, al
+      w.byte(0x8a);           // mov al, byte [rdi+rflags+1]
       w.modrm_rdi(kRax, so::kRflags + 1);
-      w.bytes({0xc0, 0xe8, 0x03});   // shr al, 3
-      w.bytes({0x24, 0x01});         // and al, 1
+      w.bytes({0xc0, 0xe8, 0x03});  // shr al, 3
+      w.bytes({0x24, 0x01});        // and al, 1
     } else {
-      w.bytes({0x66, 0x8b});         // mov ax, [rdi+flags_save]
+      w.bytes({0x66, 0x8b});  // mov ax, [rdi+flags_save]
       w.modrm_rdi(kRax, g_env.flags_save);
     }
-    w.bytes({0x04, 0x7f});           // add al, 0x7f: OF := (al == 1)
-    w.byte(0x9e);                    // sahf
+    w.bytes({0x04, 0x7f});  // add al, 0x7f: OF := (al == 1)
+    w.byte(0x9e);           // sahf
   }
 
   //! AVX-512 hosts: VEX loads zeroed bits 511:256 of every ymm the stub
@@ -704,17 +708,17 @@ class StubBuilder {
     const size_t slow = w.size();
     w.link(to_slow_[0], slow);
     w.link(to_slow_[1], slow);
-    w.bytes({0x64, 0x66, 0x8b});     // mov ax, fs:[spill.flags]
+    w.bytes({0x64, 0x66, 0x8b});  // mov ax, fs:[spill.flags]
     w.modrm_abs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, flags)));
-    w.bytes({0x04, 0x7f});           // add al, 0x7f
-    w.byte(0x9e);                    // sahf
+    w.bytes({0x04, 0x7f});  // add al, 0x7f
+    w.byte(0x9e);           // sahf
     w.load_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
     w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     w.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});  // lea rsp, [rsp-128]: over the red zone
     w.byte(0x50);                             // push rax
     w.bytes({0x48, 0xb8});                    // movabs rax, plan
     w.q64(reinterpret_cast<uint64_t>(&plan));
-    w.bytes({0xff, 0x15});                    // call [rip+entry literal]
+    w.bytes({0xff, 0x15});  // call [rip+entry literal]
     const size_t call_field = w.size();
     w.d32(0);
     w.byte(0x58);                                               // pop rax
@@ -730,15 +734,15 @@ class StubBuilder {
     for (int v = 0; v < 16; ++v) {
       if (!(p_->check >> v & 1)) continue;
       w.link(rare_field_[v], w.size());
-      w.bytes({0xff, 0xc8});                   // dec eax: the movemask
-      w.bytes({0xc1, 0xe8, 0x10});             // shr eax, 16: bytes 31:16 equal?
-      w.bytes({0x3d, 0xff, 0xff, 0x00, 0x00}); // cmp eax, 0xffff
-      const size_t to_zero = w.jcc(kCcNz);     // bits 255:128 changed: a VEX write
+      w.bytes({0xff, 0xc8});                    // dec eax: the movemask
+      w.bytes({0xc1, 0xe8, 0x10});              // shr eax, 16: bytes 31:16 equal?
+      w.bytes({0x3d, 0xff, 0xff, 0x00, 0x00});  // cmp eax, 0xffff
+      const size_t to_zero = w.jcc(kCcNz);      // bits 255:128 changed: a VEX write
       // Only bits 127:0 changed: a VEX write when bits 255:128 are zero
       // (ambiguous with SSE; see sigill_runtime.h), else an SSE write.
       w.load_gpr(kRax, so::zmm(v) + 16);
       w.rex_w_rdi(kRax);
-      w.byte(0x0b);                            // or rax, [rdi+zmm+24]
+      w.byte(0x0b);  // or rax, [rdi+zmm+24]
       w.modrm_rdi(kRax, so::zmm(v) + 24);
       const size_t keep_upper = w.jcc(kCcNz);
       w.link(to_zero, w.size());
@@ -780,8 +784,8 @@ class StubBuilder {
   }
 
   //! A row of the step table (see find_live_stub_fault).
-  void add_row(uint64_t guest_rip, size_t begin, size_t end, uint16_t in_block, uint16_t ymm_spilled,
-               LiveStubFault::Flags flags) {
+  void add_row(uint64_t guest_rip, size_t begin, size_t end, uint16_t in_block,
+               uint16_t ymm_spilled, LiveStubFault::Flags flags) {
     if (row_count_ == kMaxRows) {
       rows_overflow_ = true;
       return;
@@ -829,10 +833,10 @@ class StubBuilder {
     w.load_fs(kRdi, g_env.tls_shadow);
     for (int r = 0; r < 16; ++r)
       if ((store & ~(1u << kRdi)) >> r & 1) w.store_gpr(r, so::gpr(r));
-    if (save_flags) {  // rax is in the block by now
-      w.byte(0x9f);                  // lahf
-      w.bytes({0x0f, 0x90, 0xc0});   // seto al
-      w.bytes({0x66, 0x89});         // mov [rdi+flags_save], ax
+    if (save_flags) {               // rax is in the block by now
+      w.byte(0x9f);                 // lahf
+      w.bytes({0x0f, 0x90, 0xc0});  // seto al
+      w.bytes({0x66, 0x89});        // mov [rdi+flags_save], ax
       w.modrm_rdi(kRax, g_env.flags_save);
     }
     if (rdi) {
@@ -1011,11 +1015,13 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
   uint16_t guest_vecs = 0, scratch = 0;
   for (uint32_t k = 0; k < steps.count; ++k) {
     const Step& st = p.step[k];
-    guest_vecs |= uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.check);
+    guest_vecs |=
+        uint16_t(st.live_read | st.live_written | st.block_read | st.block_written | st.check);
     scratch |= st.scratch;
   }
   for (uint32_t i = 0; i < r.count; ++i)
-    if (!r.insn[i].site) guest_vecs |= uint16_t(r.insn[i].host.vecs_read | r.insn[i].host.vecs_written);
+    if (!r.insn[i].site)
+      guest_vecs |= uint16_t(r.insn[i].host.vecs_read | r.insn[i].host.vecs_written);
   b.pinned = uint16_t(scratch & ~guest_vecs);
   b.spill(b.pinned);
   const size_t to_entry_run = b.w.jmp();
@@ -1056,7 +1062,8 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     }
     if (in.host.kind == HostInsnKind::kJump || in.host.kind == HostInsnKind::kCondJump) {
       const uint8_t opcode = in.bytes[in.host.rel_offset - 1];  // 7x / 0F 8x: cc in the low bits
-      const size_t field = in.host.kind == HostInsnKind::kJump ? b.w.jmp() : b.w.jcc(uint8_t(opcode & 0x0f));
+      const size_t field =
+          in.host.kind == HostInsnKind::kJump ? b.w.jmp() : b.w.jcc(uint8_t(opcode & 0x0f));
       branches[branch_count++] = Branch{field, in.target_index, in.target};
       continue;
     }

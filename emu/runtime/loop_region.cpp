@@ -59,24 +59,30 @@ const char* why_not_copyable(const LoopRegion::Insn& in) {
   if (h.evex || h.high_vec) return "an AVX-512 instruction in the loop that is not a site";
   switch (h.kind) {
     case HostInsnKind::kRet:
-    case HostInsnKind::kOther: return "a call, return, indirect jump, system or XSAVE-family instruction in the loop";
-    case HostInsnKind::kLdmxcsr: return "an MXCSR load in the loop";
-    case HostInsnKind::kVzeroupper: return "vzeroupper/vzeroall copied in the loop";
-    default: break;
+    case HostInsnKind::kOther:
+      return "a call, return, indirect jump, system or XSAVE-family instruction in the loop";
+    case HostInsnKind::kLdmxcsr:
+      return "an MXCSR load in the loop";
+    case HostInsnKind::kVzeroupper:
+      return "vzeroupper/vzeroall copied in the loop";
+    default:
+      break;
   }
   // jrcxz and loop have no rel32 form to re-encode them with.
   const uint8_t* b = in.bytes[0] == 0x67 ? in.bytes + 1 : in.bytes;
-  if (h.kind == HostInsnKind::kCondJump && (b[0] & 0xfc) == 0xe0) return "jrcxz or loop in the loop";
+  if (h.kind == HostInsnKind::kCondJump && (b[0] & 0xfc) == 0xe0)
+    return "jrcxz or loop in the loop";
   return nullptr;
 }
 
 bool is_branch(const LoopRegion::Insn& in) {
-  return !in.site && (in.host.kind == HostInsnKind::kJump || in.host.kind == HostInsnKind::kCondJump);
+  return !in.site &&
+         (in.host.kind == HostInsnKind::kJump || in.host.kind == HostInsnKind::kCondJump);
 }
 
 //! Whether an arithmetic flag may be read before it is written on some path
-//! starting at instruction `from` (count: no instruction, the fall-through
-//! exit). Leaving the region counts as a read. Sites are transparent here:
+//! starting at instruction `from` (r.count: the fall-through exit). Leaving
+//! the region counts as a read. Sites are transparent here:
 //! whether a translated run writes the guest's flags is the stub builder's
 //! to check.
 bool flags_live_from(const LoopRegion& r, uint32_t from) {
@@ -117,10 +123,6 @@ bool flags_live_from(const LoopRegion& r, uint32_t from) {
   return false;
 }
 
-}  // namespace
-
-namespace {
-
 //! The recorded loops, [head, end); an emptied entry has head == end.
 struct RecordedLoop {
   std::atomic<uint64_t> head{0}, end{0};
@@ -150,7 +152,8 @@ void note_loop_region(const LoopRegion& r) {
 bool inside_loop_region(uint64_t address) {
   const size_t n = g_loop_count.load(std::memory_order_acquire);
   for (size_t i = 0; i < n; ++i)
-    if (address >= g_loops[i].head.load() && address < g_loops[i].end.load(std::memory_order_acquire))
+    if (address >= g_loops[i].head.load() &&
+        address < g_loops[i].end.load(std::memory_order_acquire))
       return true;
   return false;
 }

@@ -644,7 +644,8 @@ void leave_stub_state(ThreadShadow& ts, const LiveStubFault& f, FrameImage& fram
   const uint64_t bv = frame.xstate_bv();
   for (int r = 0; r < 16; ++r) {
     sys::copy(s.zmm[r], (bv >> kCompSse & 1) ? frame.base + kLegacyXmm + 16 * r : kZero16, 16);
-    sys::copy(s.zmm[r] + 16, (bv >> kCompYmm & 1) ? frame.component(kCompYmm) + 16 * r : kZero16, 16);
+    sys::copy(s.zmm[r] + 16, (bv >> kCompYmm & 1) ? frame.component(kCompYmm) + 16 * r : kZero16,
+              16);
   }
   if (host_has_avx512_state() && frame.has_avx512())
     frame.update_xstate_bv(kAvx512Components, write_avx512_components(s, frame.base));
@@ -689,8 +690,8 @@ void leave_stub_at_copied_instruction(ucontext_t* uc) {
   LiveStubFault f;
   ThreadShadow* ts = t_shadow;
   const uint64_t rip = uint64_t(uc->uc_mcontext.gregs[REG_RIP]);
-  if (!ts || t_depth != 1 || !find_live_stub_fault(rip, f) || f.flags != LiveStubFault::kFlagsLive ||
-      !f.at_start)
+  if (!ts || t_depth != 1 || !find_live_stub_fault(rip, f) ||
+      f.flags != LiveStubFault::kFlagsLive || !f.at_start)
     return;
   FrameImage frame;
   if (!frame.open(uc)) return;
@@ -995,16 +996,17 @@ std::string runtime_stats_text() {
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats (pid %d): traps %" PRIu64 ", stub runs %" PRIu64
                 ", sites %zu, patched sites %" PRIu64 ", threads %" PRIu64 "\n",
-                int(sys::syscall6(39, 0, 0, 0, 0, 0, 0)), c.traps, site_runs + region_runs, g_sites.size(),
-                patched_site_count(), c.threads);
+                int(sys::syscall6(39, 0, 0, 0, 0, 0, 0)), c.traps, site_runs + region_runs,
+                g_sites.size(), patched_site_count(), c.threads);
   out += buf;
   // Stub runs count AVX-512 instructions run at patched sites, whichever
   // stub ran them; the state-block entries are the slow path's share.
   std::snprintf(buf, sizeof buf,
                 "avx512emu stats: AVX-512 instructions run through traps %" PRIu64
                 ", at patched sites %" PRIu64 ", inside loop regions %" PRIu64
-                "; patched sites inline %" PRIu64 " of %" PRIu64 ", state-block stub entries %" PRIu64
-                "; loop regions built %" PRIu64 ", invalidated %" PRIu64 "\n",
+                "; patched sites inline %" PRIu64 " of %" PRIu64
+                ", state-block stub entries %" PRIu64 "; loop regions built %" PRIu64
+                ", invalidated %" PRIu64 "\n",
                 c.traps, site_runs, region_runs, inline_patched_site_count(), patched_site_count(),
                 c.stub_runs, loop_regions_built(), loop_regions_dropped());
   out += buf;

@@ -467,7 +467,8 @@ bool patch_site(Site& site, const SiteTable& sites) {
                    !inside_loop_region(site.address) &&
                    find_loop_region(*plan, sites, region, &why);
   size_t measured = 0;
-  if (in_region) measured = build_region_stub(0, *plan, region, live_bytes, sizeof live_bytes, &why);
+  if (in_region)
+    measured = build_region_stub(0, *plan, region, live_bytes, sizeof live_bytes, &why);
   in_region = measured != 0;
   if (!in_region) measured = build_live_stub(0, *plan, live_bytes, sizeof live_bytes, nullptr);
   const uint64_t want =

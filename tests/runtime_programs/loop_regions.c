@@ -40,12 +40,11 @@ static void report(int sig, siginfo_t* info, ucontext_t* uc, const char* insn, c
   uint64_t xmm2[2];
   memcpy(xmm2, &uc->uc_mcontext.fpregs->_xmm[2], 16);
   char line[200];
-  const int n = snprintf(line, sizeof line, "signal %d code %d addr %s rip %s r12 %llx xmm2 %016llx%016llx\n",
-                         sig, info->si_code,
-                         sig == SIGSEGV ? ((char*)info->si_addr == addr ? "guard" : "other") : "-",
-                         (char*)g[REG_RIP] == insn ? "at-instruction" : "elsewhere",
-                         (unsigned long long)g[REG_R12], (unsigned long long)xmm2[1],
-                         (unsigned long long)xmm2[0]);
+  const int n = snprintf(
+      line, sizeof line, "signal %d code %d addr %s rip %s r12 %llx xmm2 %016llx%016llx\n", sig,
+      info->si_code, sig == SIGSEGV ? ((char*)info->si_addr == addr ? "guard" : "other") : "-",
+      (char*)g[REG_RIP] == insn ? "at-instruction" : "elsewhere", (unsigned long long)g[REG_R12],
+      (unsigned long long)xmm2[1], (unsigned long long)xmm2[0]);
   (void)!write(1, line, (size_t)n);
 }
 
@@ -58,8 +57,8 @@ static void on_segv(int sig, siginfo_t* info, void* context) {
 static void on_fpe(int sig, siginfo_t* info, void* context) {
   ucontext_t* uc = context;
   report(sig, info, uc, region_div_insn, NULL);
-  uc->uc_mcontext.fpregs->mxcsr |= 1u << 9;    /* mask divide-by-zero */
-  uc->uc_mcontext.fpregs->mxcsr &= ~0x3fu;    /* and clear the flags */
+  uc->uc_mcontext.fpregs->mxcsr |= 1u << 9; /* mask divide-by-zero */
+  uc->uc_mcontext.fpregs->mxcsr &= ~0x3fu;  /* and clear the flags */
 }
 
 /* Sums 16-dword blocks of a[0..n) (n a multiple of 16) into out[16],
@@ -77,7 +76,7 @@ __attribute__((noinline)) static void side_loop(const int32_t* a, long n, long s
       "vpaddd (%[a],%%rcx,4), %%zmm1, %%zmm1\n\t"
       "cmp %[stop], %%rcx\n\t"
       "je 3f\n" /* the side exit */
-      "2:\n\t"   /* the side entry */
+      "2:\n\t"  /* the side entry */
       "vpsubd %%zmm0, %%zmm1, %%zmm1\n\t"
       "vprold $3, %%zmm1, %%zmm1\n\t"
       "add $16, %%rcx\n\t"
