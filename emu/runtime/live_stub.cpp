@@ -474,6 +474,9 @@ namespace so = state_offset;
 
 //! The stub's own GPRs: rdi the block pointer, rax scratch.
 constexpr uint16_t kStubGprs = (1u << kRax) | (1u << kRdi);
+//! GPRs never saved and restored with the ones the steps use: the stub's
+//! own (always moved) and rsp (the program's, never written).
+constexpr uint16_t kFixedGprs = kStubGprs | (1u << kRsp);
 
 //! One inline stub as it is written: the entry, the steps, the ways out,
 //! the slow path, the rare paths of the VEX-write check, the steps'
@@ -482,6 +485,8 @@ constexpr uint16_t kStubGprs = (1u << kRax) | (1u << kRdi);
 //! instructions and branches (build_region_stub).
 class StubBuilder {
  public:
+  //! Rebuilt in place, not assigned from a temporary: the builder is large
+  //! and patch_site may run on a small signal stack.
   void reset(uint64_t address, const StepList& steps, PlanForms& p, uint8_t* out, size_t capacity,
              bool region) {
     this->~StubBuilder();
@@ -517,12 +522,15 @@ class StubBuilder {
   }
 
   //! The entry: rdi, rax and the flags to fs:[spill]; to the slow path when
-  //! nested or without a block; depth := 1; the spilled words and the GPRs
-  //! in `gpr_save` into the block; MXCSR; the VEX-write check of the ymm
-  //! registers whose upper half (or, for a memory form, whose block copy)
-  //! the steps read, against what the last exit left (sigill_runtime.h).
-  //! The rare paths (a change) go after the exits (rare_paths()).
-  void entry(uint16_t gpr_save) {
+  //! nested or without a block; depth := 1; the spilled words and every GPR
+  //! a step reads, writes or clobbers into the block; MXCSR; the VEX-write
+  //! check of the ymm registers whose upper half (or, for a memory form,
+  //! whose block copy) the steps read, against what the last exit left
+  //! (sigill_runtime.h). The rare paths (a change) go after the exits
+  //! (rare_paths()).
+  void entry() {
+    const uint16_t gpr_save =
+        uint16_t((p_->gprs_read | p_->gprs_written | p_->host_gprs) & ~kFixedGprs);
     w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     w.store_fs(kRax, g_env.tls_spill + int32_t(offsetof(LiveSpill, rax)));
     w.byte(0x9f);                 // lahf
@@ -951,13 +959,10 @@ size_t build_live_stub(uint64_t address, const StubPlan& plan, uint8_t* out, siz
   p = PlanForms{};
   if (!analyse(steps, p, why)) return 0;
 
-  // GPRs to move; rsp is the program's and never written.
-  const uint16_t kFixed = kStubGprs | (1u << kRsp);
-  const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
-  const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixed);
+  const uint16_t gpr_restore = uint16_t((p.gprs_written | p.host_gprs) & ~kFixedGprs);
   StubBuilder& b = *stub_builder();
   b.reset(address, steps, p, out, capacity, /*region=*/false);
-  b.entry(gpr_save);
+  b.entry();
   for (uint32_t i = 0; i < plan.count; ++i) b.step(i);
   const Site& last = *plan.sites[plan.count - 1];
   const uint64_t resume = last.address + last.length;
@@ -1004,11 +1009,9 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     if (!r.insn[i].site)
       dirty |= uint16_t(r.insn[i].host.gprs_written | (r.insn[i].host.stack ? 1u << kRsp : 0u));
 
-  const uint16_t kFixed = kStubGprs | (1u << kRsp);
-  const uint16_t gpr_save = uint16_t((p.gprs_read | p.gprs_written | p.host_gprs) & ~kFixed);
   StubBuilder& b = *stub_builder();
   b.reset(address, steps, p, out, capacity, /*region=*/true);
-  b.entry(gpr_save);
+  b.entry();
   b.unspill(b.spilled);
   // Scratch ymm that no instruction of the region uses as a guest register
   // stay spilled while it runs.
@@ -1053,7 +1056,7 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
         b.enter_run(uint16_t((touched | kStubGprs) & dirty), flags_live_after && !writes_flags);
         if (i == r.entry) b.w.link(to_entry_run, b.w.size());
         b.gprs_in_block = uint16_t((touched | kStubGprs) & ~(1u << kRsp));
-        run_load = uint16_t((clobbered & ~kFixed) | (1u << kRax));
+        run_load = uint16_t((clobbered & ~kFixedGprs) | (1u << kRax));
       }
       b.step(uint32_t(step_of[i]));
       const bool run_end = i + 1 == r.count || !r.insn[i + 1].site || run_start[i + 1];

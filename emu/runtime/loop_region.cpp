@@ -14,19 +14,15 @@ bool decode_original(uint64_t address, const SiteTable& sites, LoopRegion::Insn&
                      const char** why) {
   out = LoopRegion::Insn{};
   out.address = address;
-  // A site counts when the code there is still its instruction: original,
-  // armed (ud2) or patched (jmp), as the SIGILL handler checks. A site left
-  // from an unloaded object whose address now holds other code does not.
+  // A site counts while the code there still holds its instruction, as
+  // for the SIGILL handler.
   Site* site = sites.lookup(address);
   if (site) {
     if (!in_code_region(address, site->length)) {
       *why = "the loop leaves the object's code";
       return false;
     }
-    const auto* p = reinterpret_cast<const uint8_t*>(address);
-    if (!((p[0] == 0x0f && p[1] == 0x0b) || p[0] == 0xe9 || p[0] == 0xeb ||
-          sys::equal(p, site->original, site->length)))
-      site = nullptr;
+    if (!code_still_holds(*site)) site = nullptr;
   }
   if (site) {
     if (!site->translation) {

@@ -368,12 +368,7 @@ void store_to_frame(const CpuState& s, FrameImage& f, ucontext_t* uc) {
 //! code.
 Site* find_site(uint64_t rip) {
   Site* site = g_sites.lookup(rip);
-  if (!site) return nullptr;
-  const auto* p = reinterpret_cast<const uint8_t*>(rip);
-  if ((p[0] == 0x0f && p[1] == 0x0b) || p[0] == 0xe9 || p[0] == 0xeb ||
-      sys::equal(p, site->original, site->length))
-    return site;
-  return nullptr;
+  return site && code_still_holds(*site) ? site : nullptr;
 }
 
 //! Copies the instruction at `rip` without reading past its last byte: the
@@ -631,8 +626,8 @@ bool has_handler(const struct sigaction* act) {
 //! What a stub's exit would have done, for a stub left through a signal
 //! frame at `f`: the spilled ymm back into the frame, the block's copy of
 //! every ymm made current (the next entry's VEX-write check compares
-//! against them), and on AVX-512 hosts the frame's AVX-512 state made the emulated one (the
-//! hardware's upper halves are stale inside a stub).
+//! against them), and on AVX-512 hosts the frame's AVX-512 state made the
+//! emulated one (the hardware's upper halves are stale inside a stub).
 void leave_stub_state(ThreadShadow& ts, const LiveStubFault& f, FrameImage& frame) {
   for (int r = 0; r < 16; ++r) {
     if (!(f.ymm_spilled >> r & 1)) continue;
@@ -973,9 +968,10 @@ std::string runtime_stats_text() {
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_mnemonic;  // traps, stub runs
   uint64_t idioms = 0, idiom_traps = 0, idiom_runs = 0, site_runs = 0, region_runs = 0;
   g_sites.for_each([&](const Site& s) {
-    const uint64_t traps = s.traps.load(), runs = s.stub_runs.load() + s.region_runs.load();
-    site_runs += s.stub_runs.load();
-    region_runs += s.region_runs.load();
+    const uint64_t stub = s.stub_runs.load(), region = s.region_runs.load();
+    const uint64_t traps = s.traps.load(), runs = stub + region;
+    site_runs += stub;
+    region_runs += region;
     if (is_vex_idiom_translation(s.translation) && s.state.load() != SiteState::kOriginal) {
       ++idioms;
       idiom_traps += traps;

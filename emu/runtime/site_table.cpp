@@ -8,6 +8,12 @@
 #include "signal_safe.h"
 
 namespace avx512emu::runtime {
+
+bool code_still_holds(const Site& site) {
+  const auto* p = reinterpret_cast<const uint8_t*>(site.address);
+  return (p[0] == 0x0f && p[1] == 0x0b) || p[0] == 0xe9 || p[0] == 0xeb ||
+         sys::equal(p, site.original, site.length);
+}
 namespace {
 
 uint64_t hash_address(uint64_t a) {

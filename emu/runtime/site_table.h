@@ -44,6 +44,13 @@ struct Site {
   uint64_t island = 0;
 };
 
+//! Whether the code at the site's address still holds its instruction: the
+//! original bytes, or them armed (ud2) or patched (jmp rel32/rel8). A site
+//! left from an unloaded object whose address now holds other code does
+//! not. Reads the code there (the caller knows it is mapped).
+//! Async-signal-safe.
+bool code_still_holds(const Site& site);
+
 //! Fixed-capacity open-addressing table keyed by address.
 class SiteTable {
  public:
