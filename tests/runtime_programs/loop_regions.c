@@ -32,6 +32,8 @@
 
 #include "checksum.h"
 
+/* Labels inside the asm of fault_loop and div_loop, which are noipa: a
+   clone of either (-O3 makes them) would define the labels twice. */
 extern char copied_load_insn[], avx512_load_insn[], region_div_insn[];
 static char* page; /* 2 pages; the second is the guard page when armed */
 
@@ -185,7 +187,7 @@ __attribute__((noinline)) static void flags_loop(const int32_t* a, long last, co
 
 /* Sums `blocks` 64-byte blocks from `v` (AVX-512 load) and one qword per
    block from `q` (ordinary load), with marker values in r12 and xmm2. */
-__attribute__((noinline)) static void fault_loop(const char* v, const char* q, long blocks,
+__attribute__((noipa)) static void fault_loop(const char* v, const char* q, long blocks,
                                                  uint64_t* out) {
   __asm__ volatile(
       "mov $0x5555666677778888, %%r12\n\t"
@@ -213,7 +215,7 @@ __attribute__((noinline)) static void fault_loop(const char* v, const char* q, l
 }
 
 /* Divides 16 floats by b[i] for each i < n, summing the quotients. */
-__attribute__((noinline)) static void div_loop(const float* a, const float* b, long n, float* out) {
+__attribute__((noipa)) static void div_loop(const float* a, const float* b, long n, float* out) {
   __asm__ volatile(
       "mov $0x5555666677778888, %%r12\n\t"
       "vpcmpeqd %%xmm2, %%xmm2, %%xmm2\n\t"
