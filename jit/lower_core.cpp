@@ -1,6 +1,7 @@
 // Owns the AVX2 lowering of the ops every instruction shares: architectural
 // state access, effective addresses, loads and stores with exact fault
 // behaviour, masking (Select), opmask arithmetic and register-file moves.
+#include <algorithm>
 #include <cstring>
 
 #include "emit_context.h"
@@ -556,19 +557,25 @@ bool lower_core(EmitContext& c, const Inst& i) {
     case Op::kWriteVec: {
       const int bytes = i.bits / 8;
       const x86::Mem reg = c.state(state_offset::zmm(i.reg));
-      if (bytes >= 16) {
+      // Results narrower than 256 bits are zero-extended to 256 in ymm0 and
+      // written with one 32-byte store (then bits 511:256 are zeroed): a
+      // later 32-byte load of the register, the live stubs' reload of ymmN
+      // included, forwards from that store instead of stalling on a
+      // 16-byte store next to a zeroing one.
+      if (bytes >= 32) {
         copy_bytes(c, reg, c.value(i.src[0]), bytes);
-        if (bytes < 64) zero_bytes(c, reg, bytes, 64);
-      } else {  // narrow results (vpmovqb xmm): load first, then zero, then write
+      } else if (bytes == 16) {
+        c.a.vmovdqu(x86::xmm0, c.value(i.src[0]));
+        c.a.vmovdqu(reg, x86::ymm0);
+      } else {  // narrow results (vpmovqb xmm)
         x86::Mem src = c.value(i.src[0]);
         src.setSize(8);
         c.a.mov(rax, src);
         and_width(c, rax, i.bits);
-        zero_bytes(c, reg, 0, 64);
-        x86::Mem r8b = reg;
-        r8b.setSize(8);
-        c.a.mov(r8b, rax);
+        c.a.vmovq(x86::xmm0, rax);
+        c.a.vmovdqu(reg, x86::ymm0);
       }
+      if (bytes < 64) zero_bytes(c, reg, std::max(bytes, 32), 64);
       return true;
     }
     case Op::kWriteMask:

@@ -337,34 +337,49 @@ constexpr CompressTable kCompressDwords(4), kCompressQwords(8);
 constexpr int32_t kDwordLane[8] = {0, 1, 2, 3, 4, 5, 6, 7};
 constexpr int32_t kQwordLane[8] = {0, 0, 1, 1, 2, 2, 3, 3};
 
-//! Compress of dwords and qwords, a 256-bit chunk at a time: vpermd by the
-//! table row of the chunk's mask bits packs its enabled elements, the lanes
-//! past their count are zeroed, and the chunk is stored at the packed
-//! position so far. Each store starts where the valid elements end, so it
-//! only overwrites zeros. Clobbers rax, rcx, rdx, r8, r9, ymm1-ymm3.
+//! Compress of dwords and qwords, a 256-bit chunk at a time, in registers:
+//! vpermd by the table row of the chunk's mask bits packs its enabled
+//! elements to the bottom and the lanes past their count are zeroed. A
+//! 512-bit compress then joins the chunks: the high chunk's packed elements
+//! are rotated up by the low chunk's count (vpermd by lane - count, modulo
+//! 8), the low half takes them above that count and the high half keeps the
+//! ones that wrapped. The result is written with whole-chunk stores, so a
+//! later load of it forwards from them. Clobbers rax, rcx, r8, ymm1-ymm6.
 void compress_dwords_qwords(EmitContext& c, const Inst& i) {
   const int eb = ir::elem_bytes(i.elem);
   const int lanes = (i.bits == 128 ? 16 : 32) / eb;  // mask bits per chunk
   const CompressTable& table = eb == 4 ? kCompressDwords : kCompressQwords;
-  zero_result(c, i, i.bits / 8);
   c.a.lea(x86::r8, c.constant(table.row, size_t(8) << (32 / eb)));
-  c.a.lea(x86::r9, c.value(i.dst));
-  c.a.xor_(x86::edx, x86::edx);  // packed position, in elements
   const x86::Mem lane = c.constant(eb == 4 ? kDwordLane : kQwordLane, sizeof kDwordLane);
+  const x86::Ymm lo = x86::ymm2, hi = x86::ymm4, below = x86::ymm3, rot = x86::ymm6;
   for (int off = 0; off < std::max(i.bits / 8, 32); off += 32) {
+    const x86::Ymm packed = off ? hi : lo;
     c.a.mov(x86::rax, c.value(i.src[1]));
     if (off) c.a.shr(x86::rax, off / eb);
     c.a.and_(x86::eax, (1 << lanes) - 1);
     c.a.vpmovzxbd(x86::ymm1, x86::ptr(x86::r8, x86::rax, 3, 0, 8));
-    c.a.vpermd(x86::ymm2, x86::ymm1, c.value(i.src[0], off));
+    c.a.vpermd(packed, x86::ymm1, c.value(i.src[0], off));
     c.a.popcnt(x86::ecx, x86::eax);
-    c.a.vmovd(x86::xmm3, x86::ecx);
-    c.a.vpbroadcastd(x86::ymm3, x86::xmm3);
-    c.a.vpcmpgtd(x86::ymm3, x86::ymm3, lane);  // lane's element < count
-    c.a.vpand(x86::ymm2, x86::ymm2, x86::ymm3);
-    c.a.vmovdqu(x86::ptr(x86::r9, x86::rdx, log2_of(eb), 0, 32), x86::ymm2);
-    c.a.add(x86::rdx, x86::rcx);
+    c.a.vmovd(x86::xmm5, x86::ecx);
+    c.a.vpbroadcastd(x86::ymm5, x86::xmm5);
+    c.a.vpcmpgtd(x86::ymm5, x86::ymm5, lane);  // lane's element < count
+    c.a.vpand(packed, packed, x86::ymm5);
+    if (!off) {
+      c.a.vmovdqa(below, x86::ymm5);  // dword lanes below the low chunk's count
+      if (eb == 8) c.a.add(x86::ecx, x86::ecx);  // that count in dwords
+      c.a.vmovd(x86::Xmm(rot.id()), x86::ecx);
+    }
   }
+  if (i.bits == 512) {
+    c.a.vpbroadcastd(rot, x86::Xmm(rot.id()));
+    c.a.vmovdqu(x86::ymm1, c.constant(kDwordLane, sizeof kDwordLane));
+    c.a.vpsubd(rot, x86::ymm1, rot);  // lane - count: vpermd reads its low 3 bits
+    c.a.vpermd(hi, rot, hi);
+    c.a.vpblendvb(lo, hi, lo, below);
+    c.a.vpand(hi, hi, below);
+    c.a.vmovdqu(c.value(i.dst, 32), hi);
+  }
+  c.a.vmovdqu(c.value(i.dst), lo);
 }
 
 //! compress_expand_scalar: AVX2 has no compress/expand, and any vector form
@@ -456,19 +471,14 @@ void saturate(EmitContext& c, const Inst& i, const x86::Vec& v) {
   }
 }
 
-//! Stores the low `bytes` (2, 4 or 8) of `x`.
-void store_low(EmitContext& c, const x86::Mem& m, const x86::Xmm& x, int bytes) {
-  switch (bytes) {
-    case 8: c.a.vmovq(sized(m, 8), x); break;
-    case 4: c.a.vmovd(sized(m, 4), x); break;
-    default: c.a.vpextrw(sized(m, 2), x, 0); break;
-  }
-}
-
-//! narrow_by_lanes: AVX2 has no vpmov* narrowing. Per source chunk: saturate
-//! if asked, gather the low bytes of each element to the front of its
-//! 16-byte lane with vpshufb, and store each lane's packed bytes at its
-//! place in the result (zeroed first, up to the result's width).
+//! narrow_by_lanes: AVX2 has no vpmov* narrowing. Per source chunk:
+//! saturate if asked, and gather the low bytes of each element with vpshufb,
+//! lane 0's to the front of lane 0 and lane 1's right after where lane 0's
+//! end, so that one vpor of the two lanes packs the chunk's result. The
+//! chunks' results are joined in a register and the result is written with
+//! whole-register stores, zeroes above it included: a consumer's full-width
+//! load of it then forwards from one store instead of stalling on several
+//! narrow ones.
 void lower_narrow(EmitContext& c, const Inst& i) {
   const int nb = ir::elem_bytes(i.elem), sb = ir::elem_bytes(i.elem2);
   const int ratio = sb / nb;
@@ -476,21 +486,35 @@ void lower_narrow(EmitContext& c, const Inst& i) {
   const int lane_out = kLaneBytes / ratio;  // packed bytes per source lane
   uint8_t gather[32];
   for (int j = 0; j < 32; ++j) {
-    const int p = j % kLaneBytes;
-    gather[j] = p < lane_out ? uint8_t(p / nb * sb + p % nb) : 0x80;
+    const int p = j % kLaneBytes - (j < kLaneBytes ? 0 : lane_out);  // place in the lane's output
+    gather[j] = p >= 0 && p < lane_out ? uint8_t(p / nb * sb + p % nb) : 0x80;
   }
-  zero_result(c, i, i.bits / 8);
+  // Chunk 0 packs into xmm0, chunk 1 into xmm4 (saturate clobbers ymm1-3).
   c.for_each_chunk(src_bits, [&](int off, int width) {
-    const x86::Vec v = vreg(0, width);
+    const int n = off ? 4 : 0;
+    const x86::Vec v = vreg(n, width);
     c.a.vmovdqu(v, c.value(i.src[0], off));
     if (i.op != Op::kTruncate) saturate(c, i, v);
     c.a.vpshufb(v, v, c.constant(gather, sizeof gather));
-    store_low(c, c.value(i.dst, off / ratio), x86::xmm0, lane_out);
     if (width == 32) {
-      c.a.vextracti128(x86::xmm0, x86::ymm0, 1);
-      store_low(c, c.value(i.dst, (off + kLaneBytes) / ratio), x86::xmm0, lane_out);
+      c.a.vextracti128(x86::xmm5, x86::ymm(n), 1);
+      c.a.vpor(x86::xmm(n), x86::xmm(n), x86::xmm5);
     }
   });
+  const int chunk_out = 2 * lane_out;  // bytes one 256-bit chunk packs to
+  if (src_bits > 256) {
+    if (chunk_out == 16) c.a.vinserti128(x86::ymm0, x86::ymm0, x86::xmm4, 1);
+    else if (chunk_out == 8) c.a.vpunpcklqdq(x86::xmm0, x86::xmm0, x86::xmm4);
+    else c.a.vpunpckldq(x86::xmm0, x86::xmm0, x86::xmm4);
+  }
+  // ymm0 holds the result zero-extended to 256 bits (VEX writes of xmm0
+  // clear the rest); the value is at least 128 bits wide.
+  const int bytes = i.bits / 8;
+  c.a.vmovdqu(c.value(i.dst), bytes >= 32 ? x86::Vec(x86::ymm0) : x86::Vec(x86::xmm0));
+  if (bytes > 32) {
+    c.a.vpxor(x86::xmm15, x86::xmm15, x86::xmm15);
+    c.a.vmovdqu(c.value(i.dst, 32), x86::ymm15);
+  }
 }
 
 }  // namespace
