@@ -104,6 +104,7 @@ __attribute__((constructor)) void avx512emu_preload_init() {
   options.inline_stubs = !env_flag("AVX512EMU_STATE_BLOCK_STUBS");
   options.loop_regions = !env_flag("AVX512EMU_NO_LOOP_REGIONS");
   options.reference_interpreter = env_flag("AVX512EMU_REFERENCE");
+  options.perf_map = env_flag("AVX512EMU_PERF_MAP");
   if (options.reference_interpreter) options.patch = false;
   load_cache_file(options.stats);
   std::string error;

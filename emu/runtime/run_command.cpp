@@ -19,8 +19,8 @@ namespace avx512emu {
 namespace {
 
 constexpr const char* kRunUsage =
-    "usage: avx512emu run [--stats] [--no-patch] [--simulate-avx2] [--cache FILE] [--help]\n"
-    "                     -- PROGRAM [ARGS...]\n"
+    "usage: avx512emu run [--stats] [--no-patch] [--simulate-avx2] [--cache FILE] [--perf-map]\n"
+    "                     [--help] -- PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM with the avx512emu trap runtime preloaded: every AVX-512\n"
     "instruction the CPU rejects (SIGILL) runs as translated AVX2 code. After\n"
@@ -38,6 +38,9 @@ constexpr const char* kRunUsage =
     "                   build') instead of compiling them; the file is checked\n"
     "                   first, and a missing, corrupt, foreign or version-\n"
     "                   mismatched file stops here: the program is not run\n"
+    "  --perf-map       name every stub of translated code in /tmp/perf-PID.map,\n"
+    "                   so that 'perf report' attributes the time spent in it\n"
+    "                   (\"avx512emu loop region at 0x...\": the site it serves)\n"
     "  --help           this text\n"
     "\n"
     "environment: AVX512EMU_PRELOAD (the preload library), AVX512EMU_CACHE\n"
@@ -103,7 +106,7 @@ std::string find_preload_library() {
 }
 
 int run_command(int argc, char** argv) {
-  bool stats = false, no_patch = false, simulate = false;
+  bool stats = false, no_patch = false, simulate = false, perf_map = false;
   const char* cache = nullptr;
   int i = 0;
   for (; i < argc; ++i) {
@@ -122,6 +125,8 @@ int run_command(int argc, char** argv) {
       no_patch = true;
     else if (!std::strcmp(a, "--simulate-avx2"))
       simulate = true;
+    else if (!std::strcmp(a, "--perf-map"))
+      perf_map = true;
     else if (!std::strcmp(a, "--cache")) {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "avx512emu run: --cache needs a FILE\n\n%s", kRunUsage);
@@ -161,6 +166,7 @@ int run_command(int argc, char** argv) {
   }
   prepend_env("LD_PRELOAD", preload, ':');
   if (stats) setenv("AVX512EMU_STATS", "1", 1);
+  if (perf_map) setenv("AVX512EMU_PERF_MAP", "1", 1);
   if (no_patch) setenv("AVX512EMU_NO_PATCH", "1", 1);
   if (simulate) {
     setenv("AVX512EMU_SIMULATE_AVX2", "1", 1);

@@ -847,6 +847,7 @@ bool install_sigill_runtime(const RuntimeOptions& options, std::string& error) {
     error = "cannot reserve the thread state pool";
     return false;
   }
+  if (options.perf_map && !open_perf_map(error)) return false;
   g_pool = reinterpret_cast<ThreadShadow*>(pool);
   g_pool_owner = reinterpret_cast<std::atomic<uint8_t>*>(owners);
   g_release_key_ok =

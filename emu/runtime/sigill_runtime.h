@@ -73,6 +73,8 @@ struct RuntimeOptions {
   //! reference run of the tests on CPUs without AVX-512, where the program
   //! cannot run natively. Slow, and it allocates in the SIGILL handler.
   bool reference_interpreter = false;
+  //! Name every stub in /tmp/perf-PID.map for profilers (AVX512EMU_PERF_MAP=1).
+  bool perf_map = false;
 };
 
 //! Reserves every piece of memory the handler uses, reads the XSAVE layout

@@ -2,11 +2,15 @@
 // per-site stub bytes and the common stub entry (see site_patcher.h).
 #include "site_patcher.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <mutex>
 
 #include "live_stub.h"
@@ -396,6 +400,27 @@ bool apply_code_edits(const CodeEdit* edits, size_t count) {
   return apply_locked(edits, count);
 }
 
+namespace {
+int g_perf_map_fd = -1;
+
+//! One perf map line per stub (see open_perf_map); the write is one
+//! syscall on an O_APPEND file, so lines of concurrent patches never mix.
+void name_stub_for_profilers(uint64_t stub, size_t size, const Site& site, bool region) {
+  if (g_perf_map_fd < 0) return;
+  sys::Line line;
+  line.hex(stub, false).str(" ").hex(size, false).str(" avx512emu ");
+  line.str(region ? "loop region" : "stub").str(" at ").hex(site.address);
+  line.emit(g_perf_map_fd);
+}
+}  // namespace
+
+bool open_perf_map(std::string& error) {
+  const std::string path = "/tmp/perf-" + std::to_string(getpid()) + ".map";
+  g_perf_map_fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (g_perf_map_fd < 0) error = "cannot open " + path + ": " + std::strerror(errno);
+  return g_perf_map_fd >= 0;
+}
+
 bool patch_site(Site& site, const SiteTable& sites) {
   PatchLock lock(/*wait=*/false);
   if (!lock.owned) return false;
@@ -519,6 +544,7 @@ bool patch_site(Site& site, const SiteTable& sites) {
   if (!apply_locked(&far_jmp, 1) ||
       (way == Way::kIsland && !apply_locked(&near_jmp, 1)))
     return give_up();
+  name_stub_for_profilers(stub, live_size ? live_size : kStubSize, site, in_region);
   site.stub = reinterpret_cast<void*>(stub);
   site.state.store(SiteState::kPatched, std::memory_order_release);
   g_patched.fetch_add(1, std::memory_order_relaxed);

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "cpu_state.h"
 #include "site_table.h"
@@ -76,6 +77,14 @@ bool apply_code_edits(const CodeEdit* edits, size_t count);
 //! unpatchable when it can never be patched (outside a code region, too
 //! short with nothing to span or jump to, no stub memory within reach).
 bool patch_site(Site& site, const SiteTable& sites);
+
+//! From now on every stub gets a line in /tmp/perf-PID.map (the format perf
+//! and other profilers read for code without symbols): its address, size and
+//! a name that gives the site and whether the stub runs a loop region, so
+//! that profiles attribute translated code. Call before the program runs
+//! (not async-signal-safe); false with `error` set when the file cannot be
+//! opened.
+bool open_perf_map(std::string& error);
 
 //! Number of sites patched so far, and how many of them run inline on the
 //! live registers (live_stub.h); the others use the state-block stub.
