@@ -34,6 +34,14 @@
 //   table:  per step, where its body and constants are and where the guest's
 //           registers are while it runs (find_live_stub_fault)
 //
+// A loop region's stub (build_region_stub) runs the whole loop: copied
+// instructions between runs of steps, branches chained. There the halves of
+// vector registers that an AVX2 CPU lacks (zmm0-15 bits 511:256, zmm16-31)
+// stay in host ymm that no instruction of the loop uses, for the whole
+// region, wherever the steps reach them only as whole-register operands
+// (jit/pinned_slots.h): loaded at the entry, written back at every exit and
+// by a signal that leaves the region (the table's header says which).
+//
 // Nothing is written to the program's stack on the fast path, and no return
 // address of the runtime is ever on it there.
 #include "live_stub.h"
@@ -46,6 +54,7 @@
 #include "host_insn.h"
 #include "live_form.h"
 #include "loop_region.h"
+#include "pinned_slots.h"
 #include "signal_safe.h"
 #include "vex_idioms.h"
 
@@ -260,6 +269,9 @@ class Writer {
     return at;
   }
   void link(size_t field, size_t target) { put32_at(field, int32_t(int64_t(target) - int64_t(field + 4))); }
+  //! The `n` bytes written at `at`, for an in-place rewrite; null when they
+  //! did not fit.
+  uint8_t* written_at(size_t at, size_t n) { return at + n <= cap_ ? p_ + at : nullptr; }
 
  private:
   uint8_t* p_;
@@ -277,6 +289,9 @@ struct StubTableHeader {
   uint32_t magic;
   uint16_t rows;
   uint16_t pad;
+  //! Loop regions: the block offset of the slot that host ymm r holds for
+  //! the whole region (jit/pinned_slots.h), 0 for none.
+  uint16_t pin_offset[16];
 };
 struct StubTableRow {
   uint64_t guest_rip;
@@ -456,6 +471,7 @@ bool find_live_stub_fault(uint64_t rip, LiveStubFault& out) {
         out.ymm_spilled = row.ymm_spilled;
         out.flags = LiveStubFault::Flags(row.flags);
         out.at_start = off == row.body_begin;
+        for (int p = 0; p < 16; ++p) out.pin_offset[p] = header.pin_offset[p];
         return true;
       }
     }
@@ -505,6 +521,12 @@ class StubBuilder {
   //! uses, spilled once on the way in and restored on the ways out (not
   //! around every step).
   uint16_t pinned = 0;
+  //! Loop regions: host ymm that hold a slot of the guest state for the
+  //! whole region (jit/pinned_slots.h), a subset of `pinned`; the slot each
+  //! holds, and the host ymm of each slot (-1: in the block).
+  uint16_t pins = 0;
+  int32_t pin_offset[16] = {};
+  int8_t pin_of_slot[jit::kPinSlots];
   bool flags_in_block = false;  //!< a step wrote the guest's flags into the block
   uint16_t gprs_in_block = 0;   //!< guest GPRs whose value is in the block now
 
@@ -615,11 +637,15 @@ class StubBuilder {
             flags_in_block ? LiveStubFault::kFlagsInBlock : LiveStubFault::kFlagsEntryWord);
     flags_in_block |= f.writes_rflags;
     w.copy(st.code + f.body_begin, f.body_end - f.body_begin);
+    if (pins) {
+      if (uint8_t* body = w.written_at(body_at_[i], f.body_end - f.body_begin))
+        jit::rewrite_pinned_slots(body, f.body_end - f.body_begin, pin_of_slot);
+    }
     if (st.idiom.kind != VexIdiomKind::kNone) {
       // The instruction cleared bits 255:width of the live registers; the
-      // block's bits 511:256 follow.
+      // block's bits 511:256 (or their pins) follow.
       for (int v = 0; v < 16; ++v)
-        if (st.live_written >> v & 1) zero_block_upper(v);
+        if (st.live_written >> v & 1) zero_upper(v);
     }
     if (g_env.count_runs) {
       w.bytes({0x48, 0xb8});  // movabs rax, &site's counter
@@ -634,6 +660,41 @@ class StubBuilder {
     modified |= written;
     results |= written;
     block_current = uint16_t((block_current & ~st.live_written) | st.block_written);
+  }
+
+  //! Gives the slots in `slots` (most used first is not needed: a loop
+  //! region touches few) host ymm from `free`, while there are any.
+  void choose_pins(uint64_t slots, uint16_t free) {
+    for (int s = 0; s < jit::kPinSlots && free; ++s) {
+      if (!(slots >> s & 1)) continue;
+      const int h = lowest_bit(free);
+      free = uint16_t(free & ~(1u << h));
+      pin_of_slot[s] = int8_t(h);
+      pin_offset[h] = jit::pin_slot_offset(s);
+      pins |= uint16_t(1u << h);
+    }
+  }
+  //! The pinned slots from the block into their host ymm, or back.
+  void load_pins() {
+    for (int h = 0; h < 16; ++h)
+      if (pins >> h & 1) w.load_ymm(h, pin_offset[h]);
+  }
+  void store_pins() {
+    for (int h = 0; h < 16; ++h)
+      if (pins >> h & 1) w.store_ymm(h, pin_offset[h]);
+  }
+
+  //! zmm v's bits 511:256 := 0, in its pin or in the block. Needs rdi the
+  //! block only for the latter.
+  void zero_upper(int v) {
+    const int h = pin_of_slot[v];
+    if (h < 0) {
+      zero_block_upper(v);
+      return;
+    }
+    w.vex3(h, h, h, /*l256=*/false, 1);  // vpxor xmmh, xmmh, xmmh: clears all of ymmh
+    w.byte(0xef);
+    w.byte(uint8_t(0xc0 | (h & 7) << 3 | (h & 7)));
   }
 
   //! mov qword [rdi+zmm(v)+32+8q], 0 for q = 0..3: zmm v's bits 511:256.
@@ -813,7 +874,8 @@ class StubBuilder {
   size_t finish(const char** why) {
     w.align(8, 0xcc);
     const size_t table_at = w.size();
-    const StubTableHeader header{kStubTableMagic, uint16_t(row_count_), 0};
+    StubTableHeader header{kStubTableMagic, uint16_t(row_count_), 0, {}};
+    for (int h = 0; h < 16; ++h) header.pin_offset[h] = uint16_t(pins >> h & 1 ? pin_offset[h] : 0);
     w.copy(reinterpret_cast<const uint8_t*>(&header), sizeof header);
     for (uint32_t i = 0; i < row_count_; ++i)
       w.copy(reinterpret_cast<const uint8_t*>(&rows_[i]), sizeof rows_[i]);
@@ -873,6 +935,7 @@ class StubBuilder {
   void region_exit(uint64_t target) {
     w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     w.load_fs(kRdi, g_env.tls_shadow);
+    store_pins();
     for (int v = 0; v < 16; ++v)
       if (pinned >> v & 1) w.load_ymm(v, ymm_spill(v));
     for (int v = 0; v < 16; ++v)
@@ -906,7 +969,7 @@ class StubBuilder {
       w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
       w.load_fs(kRdi, g_env.tls_shadow);
       for (int v = 0; v < 16; ++v)
-        if (vecs >> v & 1) zero_block_upper(v);
+        if (vecs >> v & 1) zero_upper(v);
       w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     }
     return true;
@@ -917,7 +980,9 @@ class StubBuilder {
  private:
   StubBuilder(uint64_t address, const StepList& steps, PlanForms& p, uint8_t* out, size_t capacity,
               bool region)
-      : w(out, capacity), address_(address), steps_(&steps), p_(&p), region_(region) {}
+      : w(out, capacity), address_(address), steps_(&steps), p_(&p), region_(region) {
+    for (int8_t& h : pin_of_slot) h = -1;
+  }
   friend StubBuilder* stub_builder();
   StubBuilder() = default;
 
@@ -1026,7 +1091,21 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     if (!r.insn[i].site)
       guest_vecs |= uint16_t(r.insn[i].host.vecs_read | r.insn[i].host.vecs_written);
   b.pinned = uint16_t(scratch & ~guest_vecs);
+  // Slots of the guest state the steps reach only in ways a register
+  // operand can serve get the ymm no step and no guest instruction uses.
+  uint64_t touched = 0, blocked = 0;
+  for (uint32_t k = 0; k < steps.count; ++k) {
+    const Step& st = p.step[k];
+    if (st.idiom.kind != VexIdiomKind::kNone) continue;
+    jit::SlotUse use;
+    if (!jit::scan_slot_uses(st.code, st.form.body_begin, st.form.body_end, use)) use.blocked = ~0ull;
+    touched |= use.touched;
+    blocked |= use.blocked;
+  }
+  b.choose_pins(touched & ~blocked, uint16_t(~(guest_vecs | scratch) & 0xffff));
+  b.pinned |= b.pins;
   b.spill(b.pinned);
+  b.load_pins();
   const size_t to_entry_run = b.w.jmp();
 
   struct Branch {

@@ -74,6 +74,9 @@ struct LiveStubFault {
     kFlagsLive,       //!< the real flags (a copied instruction)
   } flags = kFlagsEntryWord;
   bool at_start = false;  //!< rip is the first byte of the step's (or copied instruction's) code
+  //! Loop regions: host ymm r holds the guest's 32 bytes at this offset in
+  //! the block (0: none); their block copy is stale until written back.
+  uint16_t pin_offset[16] = {};
 };
 
 //! Records the inline stub at [start, start + size) (its step table is

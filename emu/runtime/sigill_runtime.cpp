@@ -624,11 +624,21 @@ bool has_handler(const struct sigaction* act) {
 }
 
 //! What a stub's exit would have done, for a stub left through a signal
-//! frame at `f`: the spilled ymm back into the frame, the block's copy of
-//! every ymm made current (the next entry's VEX-write check compares
-//! against them), and on AVX-512 hosts the frame's AVX-512 state made the
+//! frame at `f`: a loop region's pinned slots back into the block, the
+//! spilled ymm back into the frame, the block's copy of every ymm made
+//! current (the next entry's VEX-write check compares against them), and on
+//! AVX-512 hosts the frame's AVX-512 state made the
 //! emulated one (the hardware's upper halves are stale inside a stub).
 void leave_stub_state(ThreadShadow& ts, const LiveStubFault& f, FrameImage& frame) {
+  // Pinned slots first: their host ymm still hold the guest's values, which
+  // the spilled ones' guest values then replace in the frame.
+  const uint64_t held = frame.xstate_bv();
+  for (int r = 0; r < 16; ++r) {
+    if (!f.pin_offset[r]) continue;
+    auto* slot = reinterpret_cast<uint8_t*>(&ts.level[0]) + f.pin_offset[r];
+    sys::copy(slot, (held >> kCompSse & 1) ? frame.base + kLegacyXmm + 16 * r : kZero16, 16);
+    sys::copy(slot + 16, (held >> kCompYmm & 1) ? frame.component(kCompYmm) + 16 * r : kZero16, 16);
+  }
   for (int r = 0; r < 16; ++r) {
     if (!(f.ymm_spilled >> r & 1)) continue;
     sys::copy(frame.base + kLegacyXmm + 16 * r, ts.ymm_spill[r], 16);
