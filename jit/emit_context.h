@@ -171,6 +171,24 @@ RotateUses rotate_uses(const ir::Inst& i);
 void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
                            ir::ValueId mask);
 void emit_rotate_chunk(EmitContext& c, const ir::Inst& inst, const RotateRegs& r);
+//! One chunk (16 or 32 bytes) of an op that AVX2 computes with a short
+//! sequence (lower_integer.cpp): the sources in `a`, `b`, `c` (copies the
+//! body may change), the result to leave in `out`, and temporaries.
+struct Chunk {
+  int width;
+  x86::Vec out, a, b, c;
+  int temp_regs[5];
+  x86::Vec tmp(int n) const { return EmitContext::vreg(temp_regs[n], width); }
+};
+//! Such an op's sequence, which touches nothing but the chunk's registers
+//! and constants: the memory form runs it on values loaded from the block,
+//! the register form (register_form.h) on registers it allocates.
+struct ChunkLowering {
+  int temps = 0;  //!< tmp(0) .. tmp(temps - 1)
+  std::function<void(EmitContext&, const Chunk&)> body;
+};
+//! The chunk lowering of `inst`, when it has one.
+bool chunk_lowering(const ir::Inst& inst, ChunkLowering& out);
 void emit_mask_compare_chunk(EmitContext& c, const ir::Inst& inst, int off, const MaskCompareRegs& r);
 void emit_mask_compare_finish(EmitContext& c, const ir::Inst& inst, const asmjit::Operand& mask);
 bool chunkwise_shuffle_imm(const ir::Inst& inst, int off, asmjit::Imm& imm);

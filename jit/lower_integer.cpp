@@ -158,17 +158,12 @@ void lower_native(EmitContext& c, const Inst& i, InstId id) {
 
 //! Registers of one chunk for a fallback: sources loaded into a (ymm1),
 //! b (ymm2; for vector-count shifts the xmm2 count) and c (ymm3); the body
-//! leaves the result in out (ymm0) and may use ymm4–ymm15.
-struct Chunk {
-  int width;
-  x86::Vec out, a, b, c;
-  x86::Vec tmp(int n) const { return vreg(4 + n, width); }
-};
-
+//! leaves the result in out (ymm0) and may use ymm4–ymm15 (tmp(n) is
+//! ymm(4 + n)).
 void lower_chunks(EmitContext& c, const Inst& i, const std::function<void(const Chunk&)>& body) {
   const bool vector_count = count_kind(i.op) == CountKind::kVec;
   c.for_each_chunk(i.bits, [&](int off, int width) {
-    const Chunk k{width, vreg(0, width), vreg(1, width), vreg(2, width), vreg(3, width)};
+    const Chunk k{width, vreg(0, width), vreg(1, width), vreg(2, width), vreg(3, width), {4, 5, 6, 7, 8}};
     c.a.vmovdqu(k.a, c.value(i.src[0], off));
     if (i.nsrc > 1) {
       if (vector_count) c.a.vmovdqu(k.b.xmm(), c.value(i.src[1]));
@@ -257,49 +252,43 @@ void lower_concat_shift_var_i16(EmitContext& c, const Inst& i) {
 
 //! mullo_i64: AVX2 has no vpmullq. With 32-bit halves, the low 64 bits of
 //! a*b are lo(a)*lo(b) + ((hi(a)*lo(b) + lo(a)*hi(b)) << 32), three vpmuludq.
-void lower_mullo_i64(EmitContext& c, const Inst& i) {
-  lower_chunks(c, i, [&](const Chunk& k) {
-    const x86::Vec t0 = k.tmp(0), t1 = k.tmp(1);
-    c.a.vpsrlq(t0, k.a, 32);
-    c.a.vpmuludq(t0, t0, k.b);  // hi(a) * lo(b)
-    c.a.vpsrlq(t1, k.b, 32);
-    c.a.vpmuludq(t1, t1, k.a);  // lo(a) * hi(b)
-    c.a.vpaddq(t0, t0, t1);
-    c.a.vpsllq(t0, t0, 32);
-    c.a.vpmuludq(k.out, k.a, k.b);  // lo(a) * lo(b), all 64 bits
-    c.a.vpaddq(k.out, k.out, t0);
-  });
+void mullo_i64_chunk(EmitContext& c, const Chunk& k) {
+  const x86::Vec t0 = k.tmp(0), t1 = k.tmp(1);
+  c.a.vpsrlq(t0, k.a, 32);
+  c.a.vpmuludq(t0, t0, k.b);  // hi(a) * lo(b)
+  c.a.vpsrlq(t1, k.b, 32);
+  c.a.vpmuludq(t1, t1, k.a);  // lo(a) * hi(b)
+  c.a.vpaddq(t0, t0, t1);
+  c.a.vpsllq(t0, t0, 32);
+  c.a.vpmuludq(k.out, k.a, k.b);  // lo(a) * lo(b), all 64 bits
+  c.a.vpaddq(k.out, k.out, t0);
 }
 
 //! minmax_i64: AVX2 has no vpmin/vpmax for qwords. vpcmpgtq gives a > b
 //! (unsigned: after flipping both sign bits), vblendvpd picks by it.
-void lower_minmax_i64(EmitContext& c, const Inst& i, bool is_signed, bool is_max) {
-  lower_chunks(c, i, [&](const Chunk& k) {
-    const x86::Vec gt = k.tmp(0);
-    if (is_signed) {
-      c.a.vpcmpgtq(gt, k.a, k.b);
-    } else {
-      const x86::Vec bias = k.tmp(1), bb = k.tmp(2);
-      c.a.vmovdqu(bias, c.splat_constant(0x8000000000000000ull, 8));
-      c.a.vpxor(bb, k.b, bias);
-      c.a.vpxor(bias, k.a, bias);
-      c.a.vpcmpgtq(gt, bias, bb);
-    }
-    // vblendvpd takes its second source where the mask's sign bit is set.
-    if (is_max) c.a.vblendvpd(k.out, k.b, k.a, gt);
-    else c.a.vblendvpd(k.out, k.a, k.b, gt);
-  });
+void minmax_i64_chunk(EmitContext& c, const Chunk& k, bool is_signed, bool is_max) {
+  const x86::Vec gt = k.tmp(0);
+  if (is_signed) {
+    c.a.vpcmpgtq(gt, k.a, k.b);
+  } else {
+    const x86::Vec bias = k.tmp(1), bb = k.tmp(2);
+    c.a.vmovdqu(bias, c.splat_constant(0x8000000000000000ull, 8));
+    c.a.vpxor(bb, k.b, bias);
+    c.a.vpxor(bias, k.a, bias);
+    c.a.vpcmpgtq(gt, bias, bb);
+  }
+  // vblendvpd takes its second source where the mask's sign bit is set.
+  if (is_max) c.a.vblendvpd(k.out, k.b, k.a, gt);
+  else c.a.vblendvpd(k.out, k.a, k.b, gt);
 }
 
 //! abs_i64: AVX2 has no vpabsq. Negate (0 - a) and take it where a's sign
 //! bit is set, with a as its own vblendvpd mask.
-void lower_abs_i64(EmitContext& c, const Inst& i) {
-  lower_chunks(c, i, [&](const Chunk& k) {
-    const x86::Vec neg = k.tmp(0);
-    c.a.vpxor(neg, neg, neg);
-    c.a.vpsubq(neg, neg, k.a);
-    c.a.vblendvpd(k.out, k.a, neg, k.a);
-  });
+void abs_i64_chunk(EmitContext& c, const Chunk& k) {
+  const x86::Vec neg = k.tmp(0);
+  c.a.vpxor(neg, neg, neg);
+  c.a.vpsubq(neg, neg, k.a);
+  c.a.vblendvpd(k.out, k.a, neg, k.a);
 }
 
 // ---- VNNI dot products -----------------------------------------------------------------
@@ -505,30 +494,27 @@ x86::Vec emit_bool2(EmitContext& c, int table, const x86::Vec& dst, const x86::V
 //! bits 4-7), the result is a ? f1 : f0 = f0 ^ (a & (f0 ^ f1)). Every
 //! 2-input function is at most two instructions (plus one shared all-ones),
 //! so any imm takes at most seven (0x96 = a^b^c takes two, 0xCA = a?b:c three).
-void lower_ternlog(EmitContext& c, const Inst& i) {
-  const int imm = int(i.imm & 0xff);
+void ternlog_chunk(EmitContext& c, const Chunk& k, int imm) {
   const int f0 = imm & 15, g = f0 ^ (imm >> 4);
-  lower_chunks(c, i, [&](const Chunk& k) {
-    const x86::Vec ones = k.tmp(0), tg = k.tmp(1), tf = k.tmp(2);
-    const bool uses_g = g != 0 && g != 15;
-    if ((f0 & 1) || (uses_g && (g & 1))) c.a.vpcmpeqd(ones, ones, ones);
-    if (g == 0) {  // a does not matter
-      const x86::Vec r = emit_bool2(c, f0, k.out, k.b, k.c, ones);
-      if (r != k.out) c.a.vmovdqa(k.out, r);
-      return;
-    }
-    x86::Vec sel = k.a;  // a & g
-    if (uses_g) {
-      const x86::Vec r = emit_bool2(c, g, tg, k.b, k.c, ones);
-      c.a.vpand(tg, r, k.a);
-      sel = tg;
-    }
-    if (f0 == 0) {
-      c.a.vmovdqa(k.out, sel);
-      return;
-    }
-    c.a.vpxor(k.out, emit_bool2(c, f0, tf, k.b, k.c, ones), sel);
-  });
+  const x86::Vec ones = k.tmp(0), tg = k.tmp(1), tf = k.tmp(2);
+  const bool uses_g = g != 0 && g != 15;
+  if ((f0 & 1) || (uses_g && (g & 1))) c.a.vpcmpeqd(ones, ones, ones);
+  if (g == 0) {  // a does not matter
+    const x86::Vec r = emit_bool2(c, f0, k.out, k.b, k.c, ones);
+    if (r != k.out) c.a.vmovdqa(k.out, r);
+    return;
+  }
+  x86::Vec sel = k.a;  // a & g
+  if (uses_g) {
+    const x86::Vec r = emit_bool2(c, g, tg, k.b, k.c, ones);
+    c.a.vpand(tg, r, k.a);
+    sel = tg;
+  }
+  if (f0 == 0) {
+    c.a.vmovdqa(k.out, sel);
+    return;
+  }
+  c.a.vpxor(k.out, emit_bool2(c, f0, tf, k.b, k.c, ones), sel);
 }
 
 // ---- Compares and tests into masks -------------------------------------------------------
@@ -709,12 +695,6 @@ bool lower_fallback(EmitContext& c, const Inst& i) {
   const int eb = ir::elem_bytes(i.elem);
   if (eb == 8) {
     switch (i.op) {
-      case Op::kMulLo: lower_mullo_i64(c, i); return true;
-      case Op::kMinS: lower_minmax_i64(c, i, /*is_signed=*/true, /*is_max=*/false); return true;
-      case Op::kMaxS: lower_minmax_i64(c, i, /*is_signed=*/true, /*is_max=*/true); return true;
-      case Op::kMinU: lower_minmax_i64(c, i, /*is_signed=*/false, /*is_max=*/false); return true;
-      case Op::kMaxU: lower_minmax_i64(c, i, /*is_signed=*/false, /*is_max=*/true); return true;
-      case Op::kAbs: lower_abs_i64(c, i); return true;
       case Op::kSarImm: case Op::kSarVec: case Op::kSarVar: lower_sar_i64(c, i); return true;
       default: return false;
     }
@@ -732,9 +712,37 @@ InstId integer_native_id(const Inst& i) {
   return native_id(i);
 }
 
-bool lower_integer(EmitContext& c, const Inst& i) {
+bool chunk_lowering(const Inst& i, ChunkLowering& out) {
+  const int eb = ir::elem_bytes(i.elem);
+  if (i.op == Op::kTernlog) {
+    const int imm = int(i.imm & 0xff);
+    out = {3, [imm](EmitContext& c, const Chunk& k) { ternlog_chunk(c, k, imm); }};
+    return true;
+  }
+  if (eb != 8 || i.scalar) return false;
+  const auto minmax = [&](bool is_signed, bool is_max) {
+    out = {3, [is_signed, is_max](EmitContext& c, const Chunk& k) {
+             minmax_i64_chunk(c, k, is_signed, is_max);
+           }};
+    return true;
+  };
   switch (i.op) {
-    case Op::kTernlog: lower_ternlog(c, i); return true;
+    case Op::kMulLo: out = {2, mullo_i64_chunk}; return true;
+    case Op::kMinS: return minmax(/*is_signed=*/true, /*is_max=*/false);
+    case Op::kMaxS: return minmax(/*is_signed=*/true, /*is_max=*/true);
+    case Op::kMinU: return minmax(/*is_signed=*/false, /*is_max=*/false);
+    case Op::kMaxU: return minmax(/*is_signed=*/false, /*is_max=*/true);
+    case Op::kAbs: out = {1, abs_i64_chunk}; return true;
+    default: return false;
+  }
+}
+
+bool lower_integer(EmitContext& c, const Inst& i) {
+  if (ChunkLowering chunked; chunk_lowering(i, chunked)) {
+    lower_chunks(c, i, [&](const Chunk& k) { chunked.body(c, k); });
+    return true;
+  }
+  switch (i.op) {
     case Op::kMAdd52Lo: case Op::kMAdd52Hi: lower_madd52(c, i); return true;
     case Op::kDbSadBW: lower_dbsad_bw(c, i); return true;
     case Op::kDotWSSD: case Op::kDotBUSD: case Op::kDotWSSDS: case Op::kDotBUSDS:

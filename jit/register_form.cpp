@@ -79,6 +79,7 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
   if (chunkwise_shuffle_id(i)) return true;
   if (is_mask_compare(i.op)) return true;
   if (is_rotate(i.op) && ir::elem_bytes(i.elem) >= 4) return true;
+  if (ChunkLowering unused; chunk_lowering(i, unused)) return true;
   if (!is_vector_count_shift(i.op) && integer_native_id(i)) return true;
   *why = ir::op_name(i.op);
   return false;
@@ -315,6 +316,8 @@ class RegisterLowering {
       default:
         if (is_mask_compare(i.op)) return lower_mask_compare(i, pass, off, width);
         if (is_rotate(i.op)) return lower_rotate_op(i, pass, width);
+        if (ChunkLowering chunked; chunk_lowering(i, chunked))
+          return lower_chunk_op(i, chunked, width);
         if (chunkwise_shuffle_id(i)) return lower_shuffle_op(i, pass, off, width);
         return is_float_elementwise(i.op) || i.op == Op::kCmpF ? lower_float_op(i, pass, off, width)
                                                                : lower_integer_op(i, pass, width);
@@ -526,6 +529,40 @@ class RegisterLowering {
     emit_rotate_chunk(c_, i, {vec(out, width), va, vb, reg(kHi), reg(kLo), reg(kN), reg(kRest)});
     for (int r : taken)
       if (r >= 0) release(r);
+    return result(i, out);
+  }
+
+  //! Ops AVX2 computes with a short sequence (ChunkLowering): the memory
+  //! form's sequence on registers taken here, the sources copied into them
+  //! (the sequence may change its sources; a move between registers costs
+  //! next to nothing).
+  bool lower_chunk_op(const Inst& i, const ChunkLowering& chunked, int width) {
+    std::array<int, 9> taken;
+    taken.fill(-1);
+    int n = 0;
+    const auto take = [&] {
+      const int r = alloc();
+      if (r >= 0) taken[size_t(n++)] = r;
+      return r;
+    };
+    const int out = take();
+    int src[3] = {-1, -1, -1};
+    for (int s = 0; s < i.nsrc && s < 3; ++s) {
+      if ((src[s] = take()) < 0) return false;
+      const Loc& l = loc_[i.src[s]];
+      if (l.reg >= 0) c_.a.vmovdqa(vec(src[s], width), vec(l.reg, width));
+      else c_.a.vmovdqu(vec(src[s], width), l.mem);
+    }
+    Chunk k{width, vec(out, width), vec(out, width), vec(out, width), vec(out, width), {}};
+    if (src[0] >= 0) k.a = vec(src[0], width);
+    if (src[1] >= 0) k.b = vec(src[1], width);
+    if (src[2] >= 0) k.c = vec(src[2], width);
+    for (int t = 0; t < chunked.temps; ++t)
+      if ((k.temp_regs[t] = take()) < 0) return false;
+    if (out < 0) return false;
+    chunked.body(c_, k);
+    for (int r : taken)
+      if (r >= 0 && r != out) release(r);
     return result(i, out);
   }
 

@@ -12,10 +12,11 @@
 //   - the bytes have the memory form's shape (body, vzeroupper, ret, tails,
 //     constants), so live_form.h takes them apart the same way.
 // Only instructions whose every IR op has a register lowering get a register
-// form (element-wise integer and FP ops, in-lane shuffles, rotates, compares
-// into masks, plain, broadcast and masked loads, stores, masked dword/qword
-// stores, merge/zero masking, opmask and GPR ops); the others keep the
-// memory form.
+// form (element-wise integer and FP ops, the short sequences for the ones
+// AVX2 lacks: vpternlog, 64-bit multiply, min/max and abs (ChunkLowering),
+// in-lane shuffles, rotates, compares into masks, plain, broadcast and
+// masked loads, stores, masked dword/qword stores, merge/zero masking,
+// opmask and GPR ops); the others keep the memory form.
 // Each op's host instruction comes from the same tables as the memory form
 // (integer_native_id, float_native_id), so semantics are not restated.
 //
