@@ -36,21 +36,26 @@ class EmitContext {
 
   //! Memory operand at byte `offset` of value `v`'s slot (no size set).
   x86::Mem value(ir::ValueId v, int offset = 0) const;
-  //! The Address value whose lowering was the last thing emitted: its
-  //! address is still in rax (lower_address leaves it there). The drivers
-  //! set it after lowering an Address and clear it after anything else.
-  ir::ValueId address_in_rax = ir::kNoValue;
-  //! `dst` := the address value `addr`: from rax when it is still there
+  //! The value whose lowering was the last thing emitted, when that left it
+  //! in rax as well as in its slot: an Address (lower_address leaves it
+  //! there) or a lowering that set `result_in_rax` (mask and GPR results).
+  //! The drivers set it after each op (lowered()) and clear it after any
+  //! other.
+  ir::ValueId value_in_rax = ir::kNoValue;
+  //! Set by a lowering whose result is in rax when it ends.
+  bool result_in_rax = false;
+  //! `dst` := value `v` (a GPR-sized value): from rax when it is still there
   //! (no store-to-load round trip through its slot), else from the slot.
-  void load_address_into(const x86::Gp& dst, ir::ValueId addr) {
-    if (address_in_rax == addr)
+  void load_into(const x86::Gp& dst, ir::ValueId v) {
+    if (value_in_rax != v)
+      a.mov(dst, value(v));
+    else if (dst.id() != x86::Gp::kIdAx)
       a.mov(dst, x86::rax);
-    else
-      a.mov(dst, value(addr));
   }
-  //! What the drivers call after lowering `i` (see address_in_rax).
+  //! What the drivers call after lowering `i` (see value_in_rax).
   void lowered(const ir::Inst& i) {
-    address_in_rax = i.op == ir::Op::kAddress ? i.dst : ir::kNoValue;
+    value_in_rax = i.op == ir::Op::kAddress || result_in_rax ? i.dst : ir::kNoValue;
+    result_in_rax = false;
   }
 
   //! Memory operand at `offset` in CpuState.

@@ -127,7 +127,7 @@ void lower_address(EmitContext& c, const Inst& i) {
 
 //! Loads the address value into rsi and checks the instruction's alignment.
 void load_address(EmitContext& c, const Inst& i, ir::ValueId addr) {
-  c.load_address_into(rsi, addr);
+  c.load_into(rsi, addr);
   if (i.align > 1) {
     c.a.test(rsi, i.align - 1);
     c.a.jnz(c.general_protection_label());
@@ -241,7 +241,7 @@ void lower_load_broadcast(EmitContext& c, const Inst& i) {
   const int block = int(i.imm);
   const int eb = ir::elem_bytes(i.elem);
   asmjit::Label done = c.a.newLabel();
-  c.load_address_into(rsi, i.src[0]);
+  c.load_into(rsi, i.src[0]);
   if (i.nsrc > 1) {
     zero_bytes(c, dst, 0, i.bits / 8);
     const int count = i.bits / 8 / eb;
@@ -372,16 +372,21 @@ void lower_select(EmitContext& c, const Inst& i) {
 
 // ---- Opmask arithmetic ----------------------------------------------------------
 
-//! Loads mask operands into rax/rcx truncated to the instruction's width.
+//! Loads mask operands into rax/rcx (rcx first: either may be the value
+//! the previous op left in rax).
 void load_mask_operands(EmitContext& c, const Inst& i) {
-  c.a.mov(rax, c.value(i.src[0]));
-  if (i.nsrc > 1) c.a.mov(rcx, c.value(i.src[1]));
+  if (i.nsrc > 1) c.load_into(rcx, i.src[1]);
+  c.load_into(rax, i.src[0]);
 }
 
 void and_width(EmitContext& c, const x86::Gp& r, int bits) {
   if (bits >= 64) return;
   if (bits == 32) {
     c.a.mov(r.r32(), r.r32());
+  } else if (bits == 16) {
+    c.a.movzx(r.r32(), r.r16());
+  } else if (bits == 8) {
+    c.a.movzx(r.r32(), r.r8());
   } else {
     c.a.mov(rdx, width_mask(bits));
     c.a.and_(r, rdx);
@@ -470,6 +475,7 @@ bool lower_mask_op(EmitContext& c, const Inst& i) {
       c.a.movzx(x86::edx, x86::dl);
       c.a.or_(x86::eax, x86::edx);
       c.a.mov(c.value(i.dst), rax);
+      c.result_in_rax = true;
       return true;
     }
     default:
@@ -477,6 +483,7 @@ bool lower_mask_op(EmitContext& c, const Inst& i) {
   }
   and_width(c, rax, w);
   c.a.mov(c.value(i.dst), rax);
+  c.result_in_rax = true;
   return true;
 }
 
@@ -579,19 +586,18 @@ bool lower_core(EmitContext& c, const Inst& i) {
       return true;
     }
     case Op::kWriteMask:
-      c.a.mov(rax, c.value(i.src[0]));
+      c.load_into(rax, i.src[0]);
       and_width(c, rax, i.bits);
       c.a.mov(c.state(state_offset::k(i.reg)), rax);
       return true;
     case Op::kWriteGpr: {
       x86::Mem reg = c.state(state_offset::gpr(i.reg));
       if (i.bits == 64) {
-        c.a.mov(rax, c.value(i.src[0]));
+        c.load_into(rax, i.src[0]);
         c.a.mov(reg, rax);
       } else if (i.bits == 32) {  // 32-bit writes zero-extend
-        x86::Mem src = c.value(i.src[0]);
-        src.setSize(4);
-        c.a.mov(x86::eax, src);
+        c.load_into(rax, i.src[0]);
+        c.a.mov(x86::eax, x86::eax);
         c.a.mov(reg, rax);
       } else {
         copy_bytes(c, reg, c.value(i.src[0]), i.bits / 8);
@@ -622,7 +628,7 @@ bool lower_core(EmitContext& c, const Inst& i) {
       load_plain(c, i, int(i.imm));
       return true;
     case Op::kLoadGpr: {
-      c.load_address_into(rsi, i.src[0]);
+      c.load_into(rsi, i.src[0]);
       x86::Mem src = x86::ptr(rsi);
       src.setSize(uint32_t(i.imm));
       if (i.imm == 8)
@@ -674,9 +680,10 @@ bool lower_core(EmitContext& c, const Inst& i) {
     }
     case Op::kGprToMask:
     case Op::kMaskToGpr:
-      c.a.mov(rax, c.value(i.src[0]));
+      c.load_into(rax, i.src[0]);
       and_width(c, rax, i.bits);
       c.a.mov(c.value(i.dst), rax);
+      c.result_in_rax = true;
       return true;
     case Op::kGprToVec:
       c.a.mov(rax, c.value(i.src[0]));

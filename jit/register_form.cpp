@@ -225,7 +225,7 @@ class RegisterLowering {
       case Op::kStoreMasked: {
         const int m = alloc(), t = alloc(), v = alloc();
         if (m < 0 || t < 0 || v < 0) return false;
-        c_.load_address_into(x86::rsi, i.src[0]);  // before expand_mask takes rax
+        c_.load_into(x86::rsi, i.src[0]);  // before expand_mask takes rax
         c_.expand_mask(vec(m, width), vec(t, width), i.src[2], i.elem, off);
         if (pass == 0 && i.align > 1) {
           c_.a.test(x86::rsi, i.align - 1);
@@ -238,7 +238,7 @@ class RegisterLowering {
         return true;
       }
       case Op::kStore: {
-        c_.load_address_into(x86::rsi, i.src[0]);
+        c_.load_into(x86::rsi, i.src[0]);
         if (pass == 0 && i.align > 1) {
           c_.a.test(x86::rsi, i.align - 1);
           c_.a.jnz(c_.general_protection_label());
@@ -252,7 +252,7 @@ class RegisterLowering {
       case Op::kLoadBroadcast: {
         const int r = alloc();
         if (r < 0) return false;
-        c_.load_address_into(x86::rsi, i.src[0]);
+        c_.load_into(x86::rsi, i.src[0]);
         const x86::Vec v = vec(r, width);
         switch (i.imm) {
           case 1: c_.a.vpbroadcastb(v, x86::byte_ptr(x86::rsi)); break;
@@ -330,7 +330,7 @@ class RegisterLowering {
       return lower_load_masked_narrow(i, width);
     if (pass == 0) {
       // Every chunk now, in address order, before anything is written.
-      c_.load_address_into(x86::rsi, i.src[0]);
+      c_.load_into(x86::rsi, i.src[0]);
       if (i.align > 1) {
         c_.a.test(x86::rsi, i.align - 1);
         c_.a.jnz(c_.general_protection_label());
@@ -371,7 +371,7 @@ class RegisterLowering {
     const int m = alloc(), t = alloc();
     if (m < 0 || t < 0) return false;
     asmjit::Label none = c_.a.newLabel(), slow = c_.a.newLabel(), done = c_.a.newLabel();
-    c_.load_address_into(x86::rsi, i.src[0]);
+    c_.load_into(x86::rsi, i.src[0]);
     if (i.align > 1) {
       c_.a.test(x86::rsi, i.align - 1);
       c_.a.jnz(c_.general_protection_label());
