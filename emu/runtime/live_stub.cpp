@@ -529,6 +529,13 @@ class StubBuilder {
   int8_t pin_of_slot[jit::kPinSlots];
   bool flags_in_block = false;  //!< a step wrote the guest's flags into the block
   uint16_t gprs_in_block = 0;   //!< guest GPRs whose value is in the block now
+  //! Loop regions: the GPRs that copied instructions use (as values or in
+  //! addresses). The others that the steps touch stay in the block for the
+  //! whole region (`resident`): their host registers serve the steps, and
+  //! when rdi is one of them it stays the block pointer between runs.
+  uint16_t copied_gprs = 0xffff;
+  uint16_t resident = 0;
+  bool rdi_live_between_runs() const { return copied_gprs >> kRdi & 1; }
 
   static int32_t ymm_spill(int v) { return g_env.ymm_spill + 32 * v; }
   void spill(uint16_t regs) {
@@ -583,6 +590,7 @@ class StubBuilder {
       w.modrm_rdi(3, so::kMxcsr);
     }
     gprs_in_block = uint16_t(gpr_save | kStubGprs);
+    resident = uint16_t(gprs_in_block & ~copied_gprs & ~(1u << kRsp));
 
     // The check uses one ymm, t; prefer a register no step touches: its
     // spill and reload then stay off every step's dependency chains.
@@ -900,7 +908,7 @@ class StubBuilder {
   void enter_run(uint16_t store, bool save_flags) {
     const bool rdi = store >> kRdi & 1;
     if (rdi) w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-    w.load_fs(kRdi, g_env.tls_shadow);
+    if (rdi_live_between_runs()) w.load_fs(kRdi, g_env.tls_shadow);
     for (int r = 0; r < 16; ++r)
       if ((store & ~(1u << kRdi)) >> r & 1) w.store_gpr(r, so::gpr(r));
     if (save_flags) {               // rax is in the block by now
@@ -924,24 +932,32 @@ class StubBuilder {
   void leave_run(uint16_t load, bool flags) {
     unspill(uint16_t(spilled & ~pinned));
     if (flags) restore_flags();
+    // Only what copied code uses; resident GPRs stay in the block.
+    load &= copied_gprs;
     for (int r = 0; r < 16; ++r)
       if ((load & ~(1u << kRdi)) >> r & 1) w.load_gpr(r, so::gpr(r));
-    w.load_gpr(kRdi, so::gpr(kRdi));
+    if (rdi_live_between_runs()) w.load_gpr(kRdi, so::gpr(kRdi));
   }
 
   //! Out of the region, from copied code, to `target` in the original
   //! code: the block's copy of every ymm the region may have changed (for
   //! the next entry's VEX check), the hardware sync, depth := 0.
   void region_exit(uint64_t target) {
-    w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-    w.load_fs(kRdi, g_env.tls_shadow);
+    const bool rdi_live = rdi_live_between_runs();
+    if (rdi_live) {
+      w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+      w.load_fs(kRdi, g_env.tls_shadow);
+    }
     store_pins();
     for (int v = 0; v < 16; ++v)
       if (pinned >> v & 1) w.load_ymm(v, ymm_spill(v));
     for (int v = 0; v < 16; ++v)
       if (results >> v & 1) w.store_ymm(v, so::zmm(v));
     hw_sync();
-    w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    for (int r = 0; r < 16; ++r)
+      if ((resident & ~(1u << kRdi)) >> r & 1) w.load_gpr(r, so::gpr(r));
+    if (rdi_live) w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    else w.load_gpr(kRdi, so::gpr(kRdi));
     release_depth();
     jmp_to(target);
   }
@@ -962,15 +978,18 @@ class StubBuilder {
       }
       w.put32_at(at + in.host.rel_offset, int32_t(disp));
     }
-    add_row(in.address, at, at + in.length, 0, pinned, LiveStubFault::kFlagsLive);
+    add_row(in.address, at, at + in.length, resident, pinned, LiveStubFault::kFlagsLive);
     const uint16_t vecs = in.host.vecs_written;
     results |= vecs;
     if (in.host.vex && vecs) {
-      w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-      w.load_fs(kRdi, g_env.tls_shadow);
+      const bool rdi_live = rdi_live_between_runs();
+      if (rdi_live) {
+        w.store_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+        w.load_fs(kRdi, g_env.tls_shadow);
+      }
       for (int v = 0; v < 16; ++v)
         if (vecs >> v & 1) zero_upper(v);
-      w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+      if (rdi_live) w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
     }
     return true;
   }
@@ -1074,8 +1093,20 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     if (!r.insn[i].site)
       dirty |= uint16_t(r.insn[i].host.gprs_written | (r.insn[i].host.stack ? 1u << kRsp : 0u));
 
+  // GPRs copied code uses; the stack pointer always counts as used.
+  uint16_t copied_gprs = uint16_t(1u << kRsp);
+  for (uint32_t i = 0; i < r.count; ++i) {
+    const HostInsn& h = r.insn[i].host;
+    if (r.insn[i].site) continue;
+    copied_gprs |= uint16_t(h.gprs_read | h.gprs_written);
+    if (h.mem.present && h.mem.base >= 0 && h.mem.base < 16) copied_gprs |= uint16_t(1u << h.mem.base);
+    if (h.mem.present && h.mem.index >= 0 && h.mem.index < 16)
+      copied_gprs |= uint16_t(1u << h.mem.index);
+  }
+
   StubBuilder& b = *stub_builder();
   b.reset(address, steps, p, out, capacity, /*region=*/true);
+  b.copied_gprs = copied_gprs;
   b.entry();
   b.unspill(b.spilled);
   // Scratch ymm that no instruction of the region uses as a guest register
@@ -1134,7 +1165,7 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
         // The entry saved the flags already (the entry run enters after this).
         b.enter_run(uint16_t((touched | kStubGprs) & dirty), flags_live_after && !writes_flags);
         if (i == r.entry) b.w.link(to_entry_run, b.w.size());
-        b.gprs_in_block = uint16_t((touched | kStubGprs) & ~(1u << kRsp));
+        b.gprs_in_block = uint16_t((touched | kStubGprs | b.resident) & ~(1u << kRsp));
         run_load = uint16_t((clobbered & ~kFixedGprs) | (1u << kRax));
       }
       b.step(uint32_t(step_of[i]));

@@ -684,7 +684,8 @@ bool map_stub_fault(ucontext_t* uc) {
 }
 
 //! An asynchronous signal that lands on an instruction a loop region
-//! copied: every guest register is live there, so the interrupted context
+//! copied: every guest register is live there or in the block (the GPRs
+//! no copied instruction uses, and pinned vector halves), so the interrupted context
 //! becomes the original instruction's, as if the region had exited just
 //! before it. The program's handler sees its own RIP, and may leave by
 //! siglongjmp; returning resumes the original code, which enters the region
@@ -701,6 +702,9 @@ void leave_stub_at_copied_instruction(ucontext_t* uc) {
   FrameImage frame;
   if (!frame.open(uc)) return;
   leave_stub_state(*ts, f, frame);
+  // The GPRs that no copied instruction uses stay in the block.
+  for (int r = 0; r < 16; ++r)
+    if (f.gprs_in_block >> r & 1) uc->uc_mcontext.gregs[kGreg[r]] = greg_t(ts->level[0].gpr[r]);
   uc->uc_mcontext.gregs[REG_RIP] = greg_t(f.guest_rip);
   t_depth = 0;
 }
