@@ -163,11 +163,14 @@ void lower_native(EmitContext& c, const Inst& i, InstId id) {
 void lower_chunks(EmitContext& c, const Inst& i, const std::function<void(const Chunk&)>& body) {
   const bool vector_count = count_kind(i.op) == CountKind::kVec;
   c.for_each_chunk(i.bits, [&](int off, int width) {
-    const Chunk k{width, vreg(0, width), vreg(1, width), vreg(2, width), vreg(3, width), {4, 5, 6, 7, 8}};
+    const Chunk k{width,          vreg(0, width), vreg(1, width),
+                  vreg(2, width), vreg(3, width), {4, 5, 6, 7, 8}};
     c.a.vmovdqu(k.a, c.value(i.src[0], off));
     if (i.nsrc > 1) {
-      if (vector_count) c.a.vmovdqu(k.b.xmm(), c.value(i.src[1]));
-      else c.a.vmovdqu(k.b, c.value(i.src[1], off));
+      if (vector_count)
+        c.a.vmovdqu(k.b.xmm(), c.value(i.src[1]));
+      else
+        c.a.vmovdqu(k.b, c.value(i.src[1], off));
     }
     if (i.nsrc > 2) c.a.vmovdqu(k.c, c.value(i.src[2], off));
     body(k);
@@ -278,8 +281,10 @@ void minmax_i64_chunk(EmitContext& c, const Chunk& k, bool is_signed, bool is_ma
     c.a.vpcmpgtq(gt, bias, bb);
   }
   // vblendvpd takes its second source where the mask's sign bit is set.
-  if (is_max) c.a.vblendvpd(k.out, k.b, k.a, gt);
-  else c.a.vblendvpd(k.out, k.a, k.b, gt);
+  if (is_max)
+    c.a.vblendvpd(k.out, k.b, k.a, gt);
+  else
+    c.a.vblendvpd(k.out, k.a, k.b, gt);
 }
 
 //! abs_i64: AVX2 has no vpabsq. Negate (0 - a) and take it where a's sign
@@ -727,13 +732,22 @@ bool chunk_lowering(const Inst& i, ChunkLowering& out) {
     return true;
   };
   switch (i.op) {
-    case Op::kMulLo: out = {2, mullo_i64_chunk}; return true;
-    case Op::kMinS: return minmax(/*is_signed=*/true, /*is_max=*/false);
-    case Op::kMaxS: return minmax(/*is_signed=*/true, /*is_max=*/true);
-    case Op::kMinU: return minmax(/*is_signed=*/false, /*is_max=*/false);
-    case Op::kMaxU: return minmax(/*is_signed=*/false, /*is_max=*/true);
-    case Op::kAbs: out = {1, abs_i64_chunk}; return true;
-    default: return false;
+    case Op::kMulLo:
+      out = {2, mullo_i64_chunk};
+      return true;
+    case Op::kMinS:
+      return minmax(/*is_signed=*/true, /*is_max=*/false);
+    case Op::kMaxS:
+      return minmax(/*is_signed=*/true, /*is_max=*/true);
+    case Op::kMinU:
+      return minmax(/*is_signed=*/false, /*is_max=*/false);
+    case Op::kMaxU:
+      return minmax(/*is_signed=*/false, /*is_max=*/true);
+    case Op::kAbs:
+      out = {1, abs_i64_chunk};
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -365,7 +365,7 @@ void compress_dwords_qwords(EmitContext& c, const Inst& i) {
     c.a.vpcmpgtd(x86::ymm5, x86::ymm5, lane);  // lane's element < count
     c.a.vpand(packed, packed, x86::ymm5);
     if (!off) {
-      c.a.vmovdqa(below, x86::ymm5);  // dword lanes below the low chunk's count
+      c.a.vmovdqa(below, x86::ymm5);             // dword lanes below the low chunk's count
       if (eb == 8) c.a.add(x86::ecx, x86::ecx);  // that count in dwords
       c.a.vmovd(x86::Xmm(rot.id()), x86::ecx);
     }
@@ -503,9 +503,12 @@ void lower_narrow(EmitContext& c, const Inst& i) {
   });
   const int chunk_out = 2 * lane_out;  // bytes one 256-bit chunk packs to
   if (src_bits > 256) {
-    if (chunk_out == 16) c.a.vinserti128(x86::ymm0, x86::ymm0, x86::xmm4, 1);
-    else if (chunk_out == 8) c.a.vpunpcklqdq(x86::xmm0, x86::xmm0, x86::xmm4);
-    else c.a.vpunpckldq(x86::xmm0, x86::xmm0, x86::xmm4);
+    if (chunk_out == 16)
+      c.a.vinserti128(x86::ymm0, x86::ymm0, x86::xmm4, 1);
+    else if (chunk_out == 8)
+      c.a.vpunpcklqdq(x86::xmm0, x86::xmm0, x86::xmm4);
+    else
+      c.a.vpunpckldq(x86::xmm0, x86::xmm0, x86::xmm4);
   }
   // ymm0 holds the result zero-extended to 256 bits (VEX writes of xmm0
   // clear the rest); the value is at least 128 bits wide.

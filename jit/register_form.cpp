@@ -550,8 +550,10 @@ class RegisterLowering {
     for (int s = 0; s < i.nsrc && s < 3; ++s) {
       if ((src[s] = take()) < 0) return false;
       const Loc& l = loc_[i.src[s]];
-      if (l.reg >= 0) c_.a.vmovdqa(vec(src[s], width), vec(l.reg, width));
-      else c_.a.vmovdqu(vec(src[s], width), l.mem);
+      if (l.reg >= 0)
+        c_.a.vmovdqa(vec(src[s], width), vec(l.reg, width));
+      else
+        c_.a.vmovdqu(vec(src[s], width), l.mem);
     }
     Chunk k{width, vec(out, width), vec(out, width), vec(out, width), vec(out, width), {}};
     if (src[0] >= 0) k.a = vec(src[0], width);

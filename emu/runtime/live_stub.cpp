@@ -956,8 +956,10 @@ class StubBuilder {
     hw_sync();
     for (int r = 0; r < 16; ++r)
       if ((resident & ~(1u << kRdi)) >> r & 1) w.load_gpr(r, so::gpr(r));
-    if (rdi_live) w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
-    else w.load_gpr(kRdi, so::gpr(kRdi));
+    if (rdi_live)
+      w.load_fs(kRdi, g_env.tls_spill + int32_t(offsetof(LiveSpill, rdi)));
+    else
+      w.load_gpr(kRdi, so::gpr(kRdi));
     release_depth();
     jmp_to(target);
   }
@@ -1099,7 +1101,8 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     const HostInsn& h = r.insn[i].host;
     if (r.insn[i].site) continue;
     copied_gprs |= uint16_t(h.gprs_read | h.gprs_written);
-    if (h.mem.present && h.mem.base >= 0 && h.mem.base < 16) copied_gprs |= uint16_t(1u << h.mem.base);
+    if (h.mem.present && h.mem.base >= 0 && h.mem.base < 16)
+      copied_gprs |= uint16_t(1u << h.mem.base);
     if (h.mem.present && h.mem.index >= 0 && h.mem.index < 16)
       copied_gprs |= uint16_t(1u << h.mem.index);
   }
@@ -1129,7 +1132,8 @@ size_t build_region_stub(uint64_t address, const StubPlan& plan, const LoopRegio
     const Step& st = p.step[k];
     if (st.idiom.kind != VexIdiomKind::kNone) continue;
     jit::SlotUse use;
-    if (!jit::scan_slot_uses(st.code, st.form.body_begin, st.form.body_end, use)) use.blocked = ~0ull;
+    if (!jit::scan_slot_uses(st.code, st.form.body_begin, st.form.body_end, use))
+      use.blocked = ~0ull;
     touched |= use.touched;
     blocked |= use.blocked;
   }
