@@ -49,6 +49,28 @@ void EmitContext::for_each_chunk(int bits, const std::function<void(int, int)>& 
   for (int off = 0; off < bits / 8; off += 32) body(off, 32);
 }
 
+void EmitContext::store_masked_chunk(const x86::Mem& dst, const x86::Vec& v, x86::Vec lanes,
+                                     x86::Vec tmp, ir::ValueId mask, ir::Elem elem, int offset) {
+  const int eb = ir::elem_bytes(elem);
+  const int all = (1 << (int(v.size()) / eb)) - 1;  // the chunk's mask bits, at most 8
+  asmjit::Label masked = a.newLabel(), done = a.newLabel();
+  a.mov(x86::rax, value(mask));
+  if (offset) a.shr(x86::rax, offset / eb);
+  a.and_(x86::eax, all);
+  a.jz(done);
+  a.cmp(x86::eax, all);
+  a.jne(masked);
+  a.vmovdqu(dst, v);
+  a.jmp(done);
+  a.bind(masked);
+  expand_mask(lanes, tmp, mask, elem, offset);
+  if (eb == 8)
+    a.vpmaskmovq(dst, lanes, v);
+  else
+    a.vpmaskmovd(dst, lanes, v);
+  a.bind(done);
+}
+
 void EmitContext::expand_mask(x86::Vec dst, x86::Vec tmp, ir::ValueId mask, ir::Elem elem,
                               int offset) {
   // Broadcast the chunk's mask bits to every element, keep one distinct bit

@@ -79,6 +79,16 @@ class EmitContext {
   //! bit of mask value `mask` is set, else zero. Clobbers rax and `tmp`.
   void expand_mask(x86::Vec dst, x86::Vec tmp, ir::ValueId mask, ir::Elem elem, int offset);
 
+  //! Stores `v` (the chunk at byte `offset` of a vector of dword or qword
+  //! elements) to `dst` under mask value `mask`: nothing when no element of
+  //! the chunk is enabled, a plain store when all are, else vpmaskmov with
+  //! the lane mask built in `lanes` (`tmp` clobbered). Full and empty chunks
+  //! are the common cases (a loop under a loop-wide mask, tails), and AVX2's
+  //! masked store is microcoded on some CPUs (about 4 ns each on AMD Zen 3).
+  //! Clobbers rax and the flags.
+  void store_masked_chunk(const x86::Mem& dst, const x86::Vec& v, x86::Vec lanes, x86::Vec tmp,
+                          ir::ValueId mask, ir::Elem elem, int offset);
+
   //! Runs `body` with MXCSR.RC overridden by `inst.rounding` and, for SAE or
   //! embedded rounding, with the exception flags left as they were. Without
   //! either, just runs `body`.

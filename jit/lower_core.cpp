@@ -317,14 +317,10 @@ void lower_store_masked(EmitContext& c, const Inst& i) {
     c.for_each_chunk(i.bits, [&](int off, int width) {
       const x86::Vec v = EmitContext::vreg(0, width), m = EmitContext::vreg(1, width),
                      t = EmitContext::vreg(2, width);
-      c.expand_mask(m, t, i.src[2], i.elem, off);
       x86::Mem src = c.value(i.src[1]);
       src.addOffset(off);
       c.a.vmovdqu(v, src);
-      if (eb == 4)
-        c.a.vpmaskmovd(x86::ptr(rsi, off), m, v);
-      else
-        c.a.vpmaskmovq(x86::ptr(rsi, off), m, v);
+      c.store_masked_chunk(x86::ptr(rsi, off), v, m, t, i.src[2], i.elem, off);
     });
     return;
   }

@@ -225,15 +225,14 @@ class RegisterLowering {
       case Op::kStoreMasked: {
         const int m = alloc(), t = alloc(), v = alloc();
         if (m < 0 || t < 0 || v < 0) return false;
-        c_.load_into(x86::rsi, i.src[0]);  // before expand_mask takes rax
-        c_.expand_mask(vec(m, width), vec(t, width), i.src[2], i.elem, off);
+        c_.load_into(x86::rsi, i.src[0]);  // before the mask takes rax
         if (pass == 0 && i.align > 1) {
           c_.a.test(x86::rsi, i.align - 1);
           c_.a.jnz(c_.general_protection_label());
         }
         const x86::Vec value = in_register(i.src[1], width, v);
-        if (ir::elem_bytes(i.elem) == 8) c_.a.vpmaskmovq(x86::ptr(x86::rsi, off), vec(m, width), value);
-        else c_.a.vpmaskmovd(x86::ptr(x86::rsi, off), vec(m, width), value);
+        c_.store_masked_chunk(x86::ptr(x86::rsi, off), value, vec(m, width), vec(t, width),
+                              i.src[2], i.elem, off);
         for (int r : {m, t, v}) release(r);
         return true;
       }
