@@ -186,6 +186,15 @@ RotateUses rotate_uses(const ir::Inst& i);
 void copy_enabled_elements(EmitContext& c, bool store, const x86::Mem& vec, int eb, int count,
                            ir::ValueId mask);
 void emit_rotate_chunk(EmitContext& c, const ir::Inst& inst, const RotateRegs& r);
+//! Narrowing (vpmov*, lower_shuffle.cpp): the source's 256-bit chunks are
+//! in `chunk` (chunk 1 only for a 512-bit source); the packed result is
+//! left in chunk[0], zero-extended to 256 bits. `tmp` is clobbered, and a
+//! saturating narrowing of qwords clobbers ymm1-ymm3.
+struct NarrowRegs {
+  x86::Ymm chunk[2];
+  x86::Xmm tmp;
+};
+void emit_narrow(EmitContext& c, const ir::Inst& inst, const NarrowRegs& r);
 //! One chunk (16 or 32 bytes) of an op that AVX2 computes with a short
 //! sequence (lower_integer.cpp): the sources in `a`, `b`, `c` (copies the
 //! body may change), the result to leave in `out`, and temporaries.

@@ -480,36 +480,13 @@ void saturate(EmitContext& c, const Inst& i, const x86::Vec& v) {
 //! load of it then forwards from one store instead of stalling on several
 //! narrow ones.
 void lower_narrow(EmitContext& c, const Inst& i) {
-  const int nb = ir::elem_bytes(i.elem), sb = ir::elem_bytes(i.elem2);
-  const int ratio = sb / nb;
   const int src_bits = c.f.values[i.src[0]].bits;
-  const int lane_out = kLaneBytes / ratio;  // packed bytes per source lane
-  uint8_t gather[32];
-  for (int j = 0; j < 32; ++j) {
-    const int p = j % kLaneBytes - (j < kLaneBytes ? 0 : lane_out);  // place in the lane's output
-    gather[j] = p >= 0 && p < lane_out ? uint8_t(p / nb * sb + p % nb) : 0x80;
-  }
-  // Chunk 0 packs into xmm0, chunk 1 into xmm4 (saturate clobbers ymm1-3).
+  // Chunk 0 packs into ymm0, chunk 1 into ymm4 (saturate clobbers ymm1-3).
+  const NarrowRegs r{{x86::ymm0, x86::ymm4}, x86::xmm5};
   c.for_each_chunk(src_bits, [&](int off, int width) {
-    const int n = off ? 4 : 0;
-    const x86::Vec v = vreg(n, width);
-    c.a.vmovdqu(v, c.value(i.src[0], off));
-    if (i.op != Op::kTruncate) saturate(c, i, v);
-    c.a.vpshufb(v, v, c.constant(gather, sizeof gather));
-    if (width == 32) {
-      c.a.vextracti128(x86::xmm5, x86::ymm(n), 1);
-      c.a.vpor(x86::xmm(n), x86::xmm(n), x86::xmm5);
-    }
+    c.a.vmovdqu(EmitContext::vreg(r.chunk[off / 32].id(), width), c.value(i.src[0], off));
   });
-  const int chunk_out = 2 * lane_out;  // bytes one 256-bit chunk packs to
-  if (src_bits > 256) {
-    if (chunk_out == 16)
-      c.a.vinserti128(x86::ymm0, x86::ymm0, x86::xmm4, 1);
-    else if (chunk_out == 8)
-      c.a.vpunpcklqdq(x86::xmm0, x86::xmm0, x86::xmm4);
-    else
-      c.a.vpunpckldq(x86::xmm0, x86::xmm0, x86::xmm4);
-  }
+  emit_narrow(c, i, r);
   // ymm0 holds the result zero-extended to 256 bits (VEX writes of xmm0
   // clear the rest); the value is at least 128 bits wide.
   const int bytes = i.bits / 8;
@@ -521,6 +498,38 @@ void lower_narrow(EmitContext& c, const Inst& i) {
 }
 
 }  // namespace
+
+void emit_narrow(EmitContext& c, const Inst& i, const NarrowRegs& r) {
+  const int nb = ir::elem_bytes(i.elem), sb = ir::elem_bytes(i.elem2);
+  const int ratio = sb / nb;
+  const int src_bits = c.f.values[i.src[0]].bits;
+  const int lane_out = kLaneBytes / ratio;  // packed bytes per source lane
+  uint8_t gather[32];
+  for (int j = 0; j < 32; ++j) {
+    const int p = j % kLaneBytes - (j < kLaneBytes ? 0 : lane_out);  // place in the lane's output
+    gather[j] = p >= 0 && p < lane_out ? uint8_t(p / nb * sb + p % nb) : 0x80;
+  }
+  c.for_each_chunk(src_bits, [&](int off, int width) {
+    const x86::Vec v = EmitContext::vreg(r.chunk[off / 32].id(), width);
+    if (i.op != Op::kTruncate) saturate(c, i, v);
+    c.a.vpshufb(v, v, c.constant(gather, sizeof gather));
+    if (width == 32) {
+      c.a.vextracti128(r.tmp, v.ymm(), 1);
+      c.a.vpor(v.xmm(), v.xmm(), r.tmp);
+    }
+  });
+  const int chunk_out = 2 * lane_out;  // bytes one 256-bit chunk packs to
+  const x86::Ymm out = r.chunk[0];
+  const x86::Xmm high = r.chunk[1].xmm();
+  if (src_bits > 256) {
+    if (chunk_out == 16)
+      c.a.vinserti128(out, out, high, 1);
+    else if (chunk_out == 8)
+      c.a.vpunpcklqdq(out.xmm(), out.xmm(), high);
+    else
+      c.a.vpunpckldq(out.xmm(), out.xmm(), high);
+  }
+}
 
 bool is_chunkwise_shuffle(Op op) {
   switch (op) {

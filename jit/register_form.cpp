@@ -85,6 +85,53 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
   return false;
 }
 
+bool is_narrowing(Op op) {
+  return op == Op::kTruncate || op == Op::kTruncSatS || op == Op::kTruncSatU;
+}
+
+//! Index of the instruction that defines `v`, or -1.
+int definition(const ir::Function& f, ir::ValueId v) {
+  for (size_t k = 0; k < f.insts.size(); ++k)
+    if (f.insts[k].dst == v) return int(k);
+  return -1;
+}
+
+//! Narrowing (vpmov*) halves or quarters the width, so it does not fit the
+//! chunk-major passes: the register form computes its whole result in pass
+//! 0, which needs every chunk of its source then. It takes the ones whose
+//! source is a register or a plain load (every chunk at hand: a live ymm,
+//! the block, or a hoisted load), whose only use is a register write of at
+//! least 128 bits, and that saturate no qwords (that path uses fixed
+//! registers). `i` is the narrowing or that write.
+bool narrowing_has_register_lowering(const ir::Function& f, const Inst& i) {
+  const Inst* n = &i;
+  if (i.op == Op::kWriteVec) {
+    const int d = definition(f, i.src[0]);
+    if (d < 0 || !is_narrowing(f.insts[size_t(d)].op)) return false;
+    n = &f.insts[size_t(d)];
+  }
+  const int s = definition(f, n->src[0]);
+  if (s < 0 || (f.insts[size_t(s)].op != Op::kReadVec && f.insts[size_t(s)].op != Op::kLoad))
+    return false;
+  if (n->op != Op::kTruncate && ir::elem_bytes(n->elem2) == 8) return false;
+  int uses = 0;
+  for (const Inst& u : f.insts)
+    for (int k = 0; k < u.nsrc; ++k)
+      if (u.src[k] == n->dst) {
+        ++uses;
+        if (u.op != Op::kWriteVec || u.bits < 128) return false;
+      }
+  return uses == 1;
+}
+
+//! Whether `i` is a narrowing, or the register write of one's result.
+bool is_narrowing_part(const ir::Function& f, const Inst& i) {
+  if (is_narrowing(i.op)) return true;
+  if (i.op != Op::kWriteVec) return false;
+  const int d = definition(f, i.src[0]);
+  return d >= 0 && is_narrowing(f.insts[size_t(d)].op);
+}
+
 class RegisterLowering {
  public:
   RegisterLowering(EmitContext& c, const ir::Function& f, int bits) : c_(c), f_(f), bits_(bits) {
@@ -286,7 +333,12 @@ class RegisterLowering {
       }
       case Op::kSelect:
         return lower_select(i, off, width);
+      case Op::kTruncate:
+      case Op::kTruncSatS:
+      case Op::kTruncSatU:
+        return lower_narrow_op(i, pass);
       case Op::kWriteVec: {
+        if (32 * pass >= i.bits / 8) return true;  // no chunk here (a narrowed result)
         const int t = alloc();
         if (t < 0) return false;
         const x86::Vec v = in_register(i.src[0], width, t);
@@ -567,6 +619,37 @@ class RegisterLowering {
     return result(i, out);
   }
 
+  //! Narrowing: the whole result in pass 0 (see
+  //! narrowing_has_register_lowering), each source chunk copied into a
+  //! register of its own first (emit_narrow changes them).
+  bool lower_narrow_op(const Inst& i, int pass) {
+    if (pass > 0) return true;
+    const ir::ValueId src = i.src[0];
+    const int src_bits = f_.values[src].bits;
+    const int chunks = src_bits > 256 ? 2 : 1, width = src_bits >= 256 ? 32 : 16;
+    const Inst& def = f_.insts[size_t(definition(f_, src))];
+    int r[2] = {-1, -1};
+    for (int q = 0; q < chunks; ++q) {
+      if ((r[q] = alloc()) < 0) return false;
+      const x86::Vec into = vec(r[q], width);
+      if (def.op == Op::kLoad) {
+        c_.a.vmovdqa(into, vec(hoisted_[src][q], width));
+      } else if (def.reg < 16 && q == 0) {
+        c_.a.vmovdqa(into, vec(def.reg, width));
+      } else {
+        x86::Mem m = c_.state(state_offset::zmm(def.reg) + 32 * q);
+        m.setSize(uint32_t(width));
+        c_.a.vmovdqu(into, m);
+      }
+    }
+    const int tmp = alloc();
+    if (tmp < 0) return false;
+    emit_narrow(c_, i, NarrowRegs{{x86::ymm(r[0]), x86::ymm(r[chunks - 1])}, x86::xmm(tmp)});
+    release(tmp);
+    if (chunks > 1) release(r[1]);
+    return result(i, r[0]);
+  }
+
   //! As the memory form's lower_chunkwise: one VEX instruction per chunk,
   //! with the chunk's imm8 where the op takes one.
   bool lower_shuffle_op(const Inst& i, int pass, int off, int width) {
@@ -700,6 +783,11 @@ bool compile_register_form(const ir::Function& f, bool callable, CompiledCode& o
     if (ir::op_result_kind(i.op) == ir::Kind::kVec || i.op == Op::kWriteVec) bits = std::max<int>(bits, i.bits);
   const char* reason = nullptr;
   for (const Inst& i : f.insts) {
+    if (is_narrowing_part(f, i)) {
+      if (narrowing_has_register_lowering(f, i)) continue;
+      why = "no register lowering: narrowing";
+      return false;
+    }
     if (!has_register_lowering(i, bits, &reason)) {
       why = std::string("no register lowering: ") + (reason ? reason : ir::op_name(i.op));
       return false;
