@@ -66,6 +66,8 @@ bool has_register_lowering(const Inst& i, int bits, const char** why) {
       return i.nsrc == 1 && (i.imm <= 8 || i.imm == 16 || (i.imm == 32 && bits >= 256));
     case Op::kZeroVec: case Op::kBroadcastGpr:
       return true;
+    case Op::kInsertLane:  // its lane: is_inserted_lane()
+      return true;
     case Op::kSelect:
       return !i.scalar;
     default:
@@ -130,6 +132,23 @@ bool is_narrowing_part(const ir::Function& f, const Inst& i) {
   if (i.op != Op::kWriteVec) return false;
   const int d = definition(f, i.src[0]);
   return d >= 0 && is_narrowing(f.insts[size_t(d)].op);
+}
+
+//! A lane insert (vinserti32x4 and kin) whose lane comes from a register
+//! narrower than the result: the ReadVec of that register is the one op of
+//! another width the register form takes, since the insert reads the lane
+//! where the register is (live ymm or block) in whichever pass it lands.
+bool is_inserted_lane(const ir::Function& f, const Inst& i) {
+  if (i.op != Op::kReadVec) return false;
+  int uses = 0;
+  bool as_lane = true;
+  for (const Inst& u : f.insts)
+    for (int k = 0; k < u.nsrc; ++k)
+      if (u.src[k] == i.dst) {
+        ++uses;
+        as_lane = as_lane && u.op == Op::kInsertLane && k == 1;
+      }
+  return uses == 1 && as_lane;
 }
 
 class RegisterLowering {
@@ -337,6 +356,8 @@ class RegisterLowering {
       case Op::kTruncSatS:
       case Op::kTruncSatU:
         return lower_narrow_op(i, pass);
+      case Op::kInsertLane:
+        return lower_insert_lane_op(i, off, width);
       case Op::kWriteVec: {
         if (32 * pass >= i.bits / 8) return true;  // no chunk here (a narrowed result)
         const int t = alloc();
@@ -530,7 +551,8 @@ class RegisterLowering {
   //! destination's low chunk straight away, with no register holding it to
   //! the end. It may when the instruction writes one vector, last (nothing
   //! after it reads the old value), and nothing in a later pass can fault
-  //! (no FP op, no store), so no fault finds the destination half written.
+  //! (no FP op, no store), so no fault finds the destination half written,
+  //! and no later pass reads a register's low chunk (a lane insert does).
   void find_direct_write() {
     int writes = 0;
     bool after_write = false;
@@ -545,6 +567,8 @@ class RegisterLowering {
         continue;
       }
       if (after_write && !is_scalar_side(i.op) && i.op != Op::kAdvanceRip) return;
+      // A lane insert reads its lane's register (chunk 0) in a later pass.
+      if (i.op == Op::kInsertLane && passes() > 1) return;
       if (passes() > 1 && (is_float_elementwise(i.op) || i.op == Op::kCmpF || i.op == Op::kStore ||
                            i.op == Op::kStoreMasked))
         return;
@@ -648,6 +672,40 @@ class RegisterLowering {
     release(tmp);
     if (chunks > 1) release(r[1]);
     return result(i, r[0]);
+  }
+
+  //! Lane insert, a chunk at a time as the memory form's: the lane's
+  //! register (is_inserted_lane) where the lane covers the chunk, else the
+  //! first source with the lane put in by vinserti128 where it lands.
+  bool lower_insert_lane_op(const Inst& i, int off, int width) {
+    const Inst& lane_def = f_.insts[size_t(definition(f_, i.src[1]))];
+    const int lane_bytes = lane_def.bits / 8, lane_off = int(i.imm) * lane_bytes;
+    const auto lane = [&](int bytes) -> asmjit::Operand {
+      if (lane_def.reg < 16) return vec(lane_def.reg, bytes);
+      x86::Mem m = c_.state(state_offset::zmm(lane_def.reg));
+      m.setSize(uint32_t(bytes));
+      return m;
+    };
+    const int r = alloc();
+    if (r < 0) return false;
+    const x86::Vec v = vec(r, width);
+    if (lane_off <= off && off + width <= lane_off + lane_bytes) {  // the lane is the chunk
+      const asmjit::Operand src = lane(width);
+      if (src.isReg())
+        c_.a.vmovdqa(v, src.as<x86::Vec>());
+      else
+        c_.a.vmovdqu(v, src.as<x86::Mem>());
+    } else if (lane_off + lane_bytes <= off || off + width <= lane_off) {  // elsewhere
+      const Loc& l = loc_[i.src[0]];
+      if (l.reg >= 0)
+        c_.a.vmovdqa(v, vec(l.reg, width));
+      else
+        c_.a.vmovdqu(v, l.mem);
+    } else {
+      c_.a.emit(xi::kIdVinserti128, v, in_register(i.src[0], width, r), lane(16),
+                asmjit::Imm((lane_off - off) / 16));
+    }
+    return result(i, r);
   }
 
   //! As the memory form's lower_chunkwise: one VEX instruction per chunk,
@@ -788,6 +846,7 @@ bool compile_register_form(const ir::Function& f, bool callable, CompiledCode& o
       why = "no register lowering: narrowing";
       return false;
     }
+    if (i.bits != bits && is_inserted_lane(f, i)) continue;
     if (!has_register_lowering(i, bits, &reason)) {
       why = std::string("no register lowering: ") + (reason ? reason : ir::op_name(i.op));
       return false;
