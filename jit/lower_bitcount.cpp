@@ -33,8 +33,11 @@ void lower_bit_count(EmitContext& c, const Inst& i) {
                                    xi::kIdVpcmpeqq};
   static const InstId kAdd[4] = {xi::kIdVpaddb, xi::kIdVpaddw, xi::kIdVpaddd, xi::kIdVpaddq};
   const bool leading_zeros = i.op == Op::kLzcnt;
+  // The table is chosen through a pointer: indexing the conditional
+  // expression directly makes gcc 12's UBSan (-fPIC) report a bogus index -15.
+  const uint8_t* const nibble_counts = leading_zeros ? kLzcnt4 : kPopcnt4;
   uint8_t table[32];
-  for (int j = 0; j < 32; ++j) table[j] = (leading_zeros ? kLzcnt4 : kPopcnt4)[j % 16];
+  for (int j = 0; j < 32; ++j) table[j] = nibble_counts[j % 16];
   const int eb = ir::elem_bytes(i.elem);
   c.for_each_chunk(i.bits, [&](int off, int width) {
     const x86::Vec r = vreg(0, width), lo = vreg(1, width), hi = vreg(2, width), t = vreg(3, width),
