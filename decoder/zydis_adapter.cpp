@@ -130,6 +130,9 @@ bool copy_operand(const ZydisDecodedOperand& z, Operand& o) {
 
 DecodeStatus decode(const uint8_t* bytes, size_t size, DecodedInsn& out) {
   out = DecodedInsn{};
+  // No bytes is "needs more bytes" whatever the pointer; Zydis and memcpy
+  // below must not be handed a null buffer (translate(nullptr, 0)).
+  if (size == 0) return DecodeStatus::kTruncated;
   ZydisDecodedInstruction zi;
   ZydisDecodedOperand zops[ZYDIS_MAX_OPERAND_COUNT];
   const ZyanStatus st = ZydisDecoderDecodeFull(&decoder64(), bytes, size, &zi, zops);
