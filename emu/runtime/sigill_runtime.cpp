@@ -559,6 +559,9 @@ __attribute__((force_align_arg_pointer)) void handle_sigill(int sig, siginfo_t* 
 extern "C" __attribute__((visibility("hidden"))) void avx512emu_stub_dispatch(
     avx512emu::runtime::StubFrame* f, const avx512emu::runtime::StubPlan* plan) {
   using namespace avx512emu::runtime;
+  // Pairs with patch_site's release (see StubPlan); a lock-free load, so
+  // still async-signal-safe.
+  const uint32_t count = plan->published.load(std::memory_order_acquire);
   ThreadShadow* ts = thread_shadow();
   LevelGuard level(ts);
   if (!level.state())
@@ -569,7 +572,7 @@ extern "C" __attribute__((visibility("hidden"))) void avx512emu_stub_dispatch(
   s.mxcsr = f->mxcsr;
   read_segment_bases(s);
   for (int i = 0; i < 16; ++i) enter_ymm(s, i, f->ymm[i], f->ymm[i] + 16);
-  for (uint32_t i = 0; i < plan->count; ++i) {
+  for (uint32_t i = 0; i < count; ++i) {
     Site* site = plan->sites[i];
     s.rip = site->address;
     avx512emu::execute(*site->translation, s);

@@ -512,6 +512,7 @@ bool patch_site(Site& site, const SiteTable& sites) {
     if (live_size == 0 || live_size > want) return give_up();
   }
   if (!stub) return give_up();
+  plan->published.store(plan->count, std::memory_order_release);  // see StubPlan
 
   // Each jump must be in place before a jump to it can be fetched: the stub,
   // then the island, then the site. Separate swaps keep that order even when

@@ -14,6 +14,7 @@
 // where a half-written instruction can be fetched.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -40,10 +41,18 @@ struct alignas(64) StubFrame {
 
 //! What a stub runs: the patched site and the AVX-512 sites that follow it
 //! back to back (see site_patcher.cpp).
+//!
+//! patch_site fills `count` and `sites` under the patch lock, then stores
+//! `count` into `published` with release before any code can reach the
+//! stub; the dispatcher loads `published` with acquire before it reads the
+//! rest. The page swap that makes the stub reachable already orders this on
+//! the hardware, but the C++ memory model does not see it (ThreadSanitizer
+//! reported the dispatcher's reads as racing with the patcher's writes).
 struct StubPlan {
   static constexpr uint32_t kMaxSites = 64;
   uint32_t count = 0;
   Site* sites[kMaxSites] = {};
+  std::atomic<uint32_t> published{0};
 };
 
 //! One edit of code bytes: up to 64 in `bytes`, or `length` bytes at
