@@ -49,6 +49,18 @@ TEST(CliTranslate, ZeroXIsOnlyAPrefix) {
   EXPECT_EQ(good.out.rfind("decode:  vaddps zmm0, zmm1, zmm2\n", 0), 0u) << good.out;
 }
 
+TEST(CliTranslate, ZeroXTakesWholeBytes) {
+  // Read digit by digit, the first used to be vaddps zmm0, zmm1, zmm2 (0xc,0x2 as 0xc2) and the
+  // second the same with nothing after its last "0x".
+  for (const char* text :
+       {"0x62,0xf1,0x74,0x48,0x58,0xc,0x2", "0x62 0xf1 0x74 0x48 0x58 0xc2 0x"}) {
+    const Outcome o = run({kCli, "translate", text});
+    EXPECT_EQ(o.exit_code, 2) << text << "\n" << describe(o);
+    EXPECT_EQ(o.out, "") << text;
+    EXPECT_NE(o.err.find("\"0x\" must be followed by whole bytes"), std::string::npos) << o.err;
+  }
+}
+
 TEST(Cli, VersionIsTheProjects) {
   const Outcome o = run({kCli, "--version"});
   EXPECT_EQ(o.exit_code, 0) << describe(o);

@@ -68,22 +68,30 @@ bool wants_help(int argc, char** argv) {
 
 //! Parses "62f1744858c2" or "62 f1 74 48 58 c2" (also with 0x / commas).
 bool parse_hex(const std::string& text, std::vector<uint8_t>& out, std::string& error) {
+  const auto separator = [](char ch) { return ch == ' ' || ch == ',' || ch == ':'; };
   std::string digits;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char ch = text[i];
-    // "0x" only as a prefix: at the start or after a separator ("10x2" is
-    // an error, not 0x12).
-    const bool token_start =
-        i == 0 || text[i - 1] == ' ' || text[i - 1] == ',' || text[i - 1] == ':';
-    if (token_start && ch == '0' && i + 1 < text.size() &&
-        (text[i + 1] == 'x' || text[i + 1] == 'X')) {
+  size_t i = 0;
+  while (i < text.size()) {
+    if (separator(text[i])) {
       ++i;
       continue;
     }
-    if (std::isxdigit(static_cast<unsigned char>(ch)))
+    // One token. "0x" only as its prefix ("10x2" is an error, not 0x12), and
+    // then followed by whole bytes: "0x6,0x2" is an error, not 0x62.
+    const bool prefixed = text.compare(i, 2, "0x") == 0 || text.compare(i, 2, "0X") == 0;
+    if (prefixed) i += 2;
+    const size_t token_start = digits.size();
+    for (; i < text.size() && !separator(text[i]); ++i) {
+      const char ch = text[i];
+      if (!std::isxdigit(static_cast<unsigned char>(ch))) {
+        error = std::string("not a hex digit: '") + ch + "'";
+        return false;
+      }
       digits += ch;
-    else if (ch != ' ' && ch != ',' && ch != ':') {
-      error = std::string("not a hex digit: '") + ch + "'";
+    }
+    const size_t token_digits = digits.size() - token_start;
+    if (prefixed && (token_digits == 0 || token_digits % 2)) {
+      error = "\"0x\" must be followed by whole bytes (two hex digits each)";
       return false;
     }
   }
