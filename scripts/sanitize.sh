@@ -93,6 +93,14 @@ asan_exclude=(
   # print its checksum; the emulated runs are right. Covered by the plain
   # build until that is understood.
   'Faults\.MaskedLoadsAtAGuardPageEndAsNatively'
+  # Open: the reference run of loop_regions (AVX512EMU_REFERENCE=1) spun in
+  # this build at full CPU with its memory growing (1.8 GB after 8 minutes)
+  # until it was killed; the emulated runs are not reached. The two
+  # LoopRegions tests that start with the same reference run are left out
+  # with it. Covered by the plain build until that is understood.
+  'RuntimeProgram\..*/loop_regions'
+  'LoopRegions\.LoopsRunInsideRegionsWithTheProgramsResults'
+  'LoopRegions\.SwitchedOffEveryLoopRunsThroughPlanStubs'
 )
 # The ThreadSanitizer pass: every test that runs several threads or
 # processes against shared runtime, cache or VM state.
