@@ -48,6 +48,7 @@ struct DecodedInsn {
   const char* mnemonic = "";       //!< Lower-case Intel mnemonic ("vpaddd").
   const char* isa_set = "";        //!< Zydis ISA set name ("AVX512F_512").
   bool evex = false;               //!< EVEX-encoded (opmask KOP instructions are VEX).
+  bool vex = false;                //!< VEX-encoded (neither: a legacy encoding).
   uint16_t vector_bits = 0;        //!< EVEX.L'L: 128/256/512 (0 for opmask instructions).
   uint8_t opmask = 0;              //!< k register for {k}, 0 when unmasked.
   bool zeroing = false;            //!< {z}.

@@ -157,6 +157,7 @@ DecodeStatus decode(const uint8_t* bytes, size_t size, DecodedInsn& out) {
   out.mnemonic = ZydisMnemonicGetString(zi.mnemonic);
   out.isa_set = ZydisISASetGetString(zi.meta.isa_set);
   out.evex = zi.encoding == ZYDIS_INSTRUCTION_ENCODING_EVEX;
+  out.vex = zi.encoding == ZYDIS_INSTRUCTION_ENCODING_VEX;
   const bool avx512 = std::strncmp(out.isa_set, "AVX512", 6) == 0;
   if (!avx512) return DecodeStatus::kNotAvx512;
 

@@ -207,10 +207,13 @@ bool describe(const uint8_t* bytes, size_t size, std::string& out) {
   char buf[256];
   const DecodeStatus st = decode(bytes, size, d);
   if (st == DecodeStatus::kOk || st == DecodeStatus::kNotAvx512) {
-    std::snprintf(buf, sizeof buf, "decode:  %s\n  bytes %s, length %u, ISA set %s, %s, VL %u",
-                  format_insn(d).c_str(), hex_bytes(d.bytes, d.length).c_str(), d.length,
-                  d.isa_set, d.evex ? "EVEX" : "VEX", d.vector_bits);
+    std::snprintf(buf, sizeof buf, "decode:  %s\n  bytes %s, length %u, ISA set %s, %s",
+                  format_insn(d).c_str(), hex_bytes(d.bytes, d.length).c_str(), d.length, d.isa_set,
+                  d.evex  ? "EVEX"
+                  : d.vex ? "VEX"
+                          : "legacy encoding");
     out += buf;
+    if (d.vector_bits) out += ", VL " + std::to_string(d.vector_bits);
     if (d.opmask) out += ", mask k" + std::to_string(d.opmask) + (d.zeroing ? " {z}" : " {merge}");
     if (d.broadcast) out += ", broadcast 1to" + std::to_string(d.broadcast);
     if (d.sae) out += ", sae";

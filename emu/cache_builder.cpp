@@ -151,6 +151,12 @@ bool build_cache(const CacheBuildOptions& o, CacheBuildSummary& s, std::string& 
   s.instructions_found = found;
   s.distinct = distinct.size();
   s.scan_seconds = seconds_since(t0);
+  if (scanned == 0) {
+    // An empty cache would only hide the mistake (and replace FILE).
+    error = "none of the " + std::to_string(skipped) +
+            " inputs is a readable ELF file; nothing written to " + o.output;
+    return false;
+  }
 
   // 2. Translate each distinct instruction once, in parallel.
   const std::vector<std::vector<uint8_t>> work(distinct.begin(), distinct.end());

@@ -1,9 +1,13 @@
 // `avx512emu translate` as a user types it: bytes as objdump prints them,
-// bytes after the instruction, and "0x" only as a prefix; and --version. The
-// expected decodes are the SDM's (the encodings are written out by hand
+// bytes after the instruction, "0x" only as a prefix, and the encoding named
+// as it is; `verify` with mnemonics as the SDM prints them and with ones
+// that are not translated; `cache build` with nothing to cache; --version.
+// The expected decodes are the SDM's (the encodings are written out by hand
 // here); the version is CMakeLists.txt's project version.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "subprocess.h"
@@ -59,6 +63,50 @@ TEST(CliTranslate, ZeroXTakesWholeBytes) {
     EXPECT_EQ(o.out, "") << text;
     EXPECT_NE(o.err.find("\"0x\" must be followed by whole bytes"), std::string::npos) << o.err;
   }
+}
+
+TEST(CliTranslate, EncodingIsNamedAsItIs) {
+  // 90: nop, a legacy encoding with no vector length; C5 F8 77: vzeroupper (VEX).
+  // Neither is AVX-512: the description goes to stderr with the error.
+  const Outcome nop = run({kCli, "translate", "90"});
+  EXPECT_NE(nop.err.find("ISA set I86, legacy encoding\n"), std::string::npos) << nop.err;
+  const Outcome vzu = run({kCli, "translate", "c5f877"});
+  EXPECT_NE(vzu.err.find("ISA set AVX, VEX\n"), std::string::npos) << vzu.err;
+  const Outcome evex = run({kCli, "translate", "62f1744858c2"});
+  EXPECT_NE(evex.out.find(", EVEX, VL 512"), std::string::npos) << evex.out;
+}
+
+TEST(CliVerify, MnemonicsAsTheSdmPrintsThem) {
+  const Outcome o = run({kCli, "verify", "--states", "2", "VPADDD"});
+  EXPECT_EQ(o.exit_code, 0) << describe(o);
+  EXPECT_NE(o.out.find(" ok   vpaddd "), std::string::npos) << o.out;
+}
+
+TEST(CliVerify, UntranslatedAndUnknownMnemonicsAreNamedSo) {
+  // vexp2ps is AVX512ER (Xeon Phi only): out of scope, never translated.
+  const Outcome o = run({kCli, "verify", "vexp2ps", "vnotreal"});
+  EXPECT_EQ(o.exit_code, 1) << describe(o);
+  EXPECT_NE(o.out.find("vexp2ps            not translated (AVX512ER"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("vnotreal           not an AVX-512 mnemonic"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("FAIL"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("0 failed, 1 not translated, 1 unknown"), std::string::npos) << o.out;
+}
+
+TEST(CliCache, BuildWithNoElfInputFailsAndKeepsTheOutput) {
+  char dir[] = "/tmp/avx512emu-cli-cache-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string out = std::string(dir) + "/kept.a5c", text = std::string(dir) + "/text";
+  ASSERT_EQ(system(("printf kept > " + out + " && printf 'not ELF' > " + text).c_str()), 0);
+  const Outcome o = run({kCli, "cache", "build", "-o", out, text});
+  EXPECT_EQ(o.exit_code, 1) << describe(o);
+  EXPECT_NE(o.err.find("nothing written"), std::string::npos) << o.err;
+  FILE* f = std::fopen(out.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  char buf[16] = {};
+  EXPECT_EQ(std::fread(buf, 1, sizeof buf - 1, f), 4u);
+  std::fclose(f);
+  EXPECT_STREQ(buf, "kept");
+  (void)system(("rm -rf " + std::string(dir)).c_str());
 }
 
 TEST(Cli, VersionIsTheProjects) {
