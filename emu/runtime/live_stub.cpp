@@ -670,8 +670,9 @@ class StubBuilder {
     block_current = uint16_t((block_current & ~st.live_written) | st.block_written);
   }
 
-  //! Gives the slots in `slots` (most used first is not needed: a loop
-  //! region touches few) host ymm from `free`, while there are any.
+  //! Gives each slot in `slots`, in slot order, a host ymm from `free`
+  //! while any is left (a loop touches few slots; the rest stay in the
+  //! block).
   void choose_pins(uint64_t slots, uint16_t free) {
     for (int s = 0; s < jit::kPinSlots && free; ++s) {
       if (!(slots >> s & 1)) continue;
