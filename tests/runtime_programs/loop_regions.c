@@ -32,8 +32,10 @@
 
 #include "checksum.h"
 
-/* Labels inside the asm of fault_loop and div_loop, which are noipa: a
-   clone of either (-O3 makes them) would define the labels twice. */
+/* Every loop function is noipa: -O3 clones functions called with constant
+   arguments, and each loop must exist once (the test counts one region per
+   loop); a clone of fault_loop or div_loop would also define the labels
+   inside their asm twice. */
 extern char copied_load_insn[], avx512_load_insn[], region_div_insn[];
 static char* page; /* 2 pages; the second is the guard page when armed */
 
@@ -66,7 +68,7 @@ static void on_fpe(int sig, siginfo_t* info, void* context) {
 /* Sums 16-dword blocks of a[0..n) (n a multiple of 16) into out[16],
    skipping the first block's add when entering in the middle, and leaving
    after the block at `stop` (a side exit) when stop < n. */
-__attribute__((noinline)) static void side_loop(const int32_t* a, long n, long stop, int enter_mid,
+__attribute__((noipa)) static void side_loop(const int32_t* a, long n, long stop, int enter_mid,
                                                 int32_t* out) {
   __asm__ volatile(
       "xor %%ecx, %%ecx\n\t"
@@ -93,7 +95,7 @@ __attribute__((noinline)) static void side_loop(const int32_t* a, long n, long s
 
 /* A loop of three parts, entered from outside through an indirect jump to
    part `which`; each part mixes an AVX-512 instruction with scalar code. */
-__attribute__((noinline)) static void jump_table_loop(const int64_t* a, long rounds, long which,
+__attribute__((noipa)) static void jump_table_loop(const int64_t* a, long rounds, long which,
                                                       int64_t* out) {
   __asm__ volatile(
       "vmovdqu64 (%[a]), %%zmm2\n\t"
@@ -130,7 +132,7 @@ __attribute__((noinline)) static void jump_table_loop(const int64_t* a, long rou
 /* VEX and SSE writes inside the loop: a VEX write to ymm4 clears bits
    511:256 of zmm4, an SSE write to xmm5 keeps them; the AVX-512
    instructions after them read all 512 bits. */
-__attribute__((noinline)) static void vex_loop(const int32_t* a, long rounds, int32_t* out) {
+__attribute__((noipa)) static void vex_loop(const int32_t* a, long rounds, int32_t* out) {
   __asm__ volatile(
       "vmovdqu32 (%[a]), %%zmm6\n\t"
       "vmovdqu32 64(%[a]), %%zmm7\n\t"
@@ -156,7 +158,7 @@ __attribute__((noinline)) static void vex_loop(const int32_t* a, long rounds, in
 /* Flags live across AVX-512 instructions: the compare before vpaddd decides
    the branch after it, and the carry of one adc reaches the next through
    vpxord and dec (which keeps CF). */
-__attribute__((noinline)) static void flags_loop(const int32_t* a, long last, const uint64_t* q,
+__attribute__((noipa)) static void flags_loop(const int32_t* a, long last, const uint64_t* q,
                                                  long words, uint64_t* out) {
   __asm__ volatile(
       "xor %%ecx, %%ecx\n\t"
